@@ -1,0 +1,83 @@
+# cowchain top-level Makefile.
+#
+#   make                     userspace + dm-cowchain.ko for every installed kernel
+#   make modules KDIR=DIR    the module for one kernel tree (e.g. /lib/modules/X/build)
+#   make modules KVER=X      the module for one installed kernel
+#   make userspace           the library and the tool only
+#   make check               userspace unit tests + guest tests on every kernel
+#   make vm-check KVER=X     guest tests on one kernel
+#   make demo                the demo in a guest, on every kernel
+#   make lint                shellcheck the scripts
+#   make clean
+#
+# Each kernel's module is built in build/kmod/$KVER/, a tree of symlinks to
+# Kbuild and every file under kernel/ (old kbuild cannot put its output
+# elsewhere).  That directory is also $(src) for Kbuild, and it is per kernel
+# and writable, so Kbuild may generate compat headers there from test
+# compiles (see Kbuild).  The module is built with W=1; any compiler or
+# modpost warning fails the build.
+
+SHELL := /bin/bash
+TOP   := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BUILD := $(TOP)/build
+
+ifneq ($(KDIR),)
+  # Name the output after the release the tree belongs to:
+  # /lib/modules/$KVER/build -> $KVER, else the tree's own kernel.release.
+  KDIR := $(abspath $(KDIR))
+  KVER := $(or $(patsubst /lib/modules/%/build,%,$(filter /lib/modules/%/build,$(KDIR))),\
+               $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null))
+  KVERS := $(KVER)
+else ifneq ($(KVER),)
+  KVERS := $(KVER)
+else
+  KVERS := $(shell $(TOP)/scripts/kernels.sh)
+endif
+kdir_of = $(or $(KDIR),/lib/modules/$(1)/build)
+
+.PHONY: all userspace modules check vm-check demo lint clean $(addprefix module-,$(KVERS))
+
+all: userspace modules
+
+userspace:
+	@if [ -f $(TOP)/userspace/Makefile ]; then \
+		$(MAKE) -C $(TOP)/userspace; \
+	else \
+		echo "userspace: no userspace/Makefile yet, skipped"; \
+	fi
+
+modules: $(addprefix module-,$(KVERS))
+	@[ -n "$(KVERS)" ] || { echo "modules: no kernel with headers found (scripts/install-deps.sh)" >&2; exit 1; }
+
+# One kernel: refresh the symlink tree (new files appear, removed ones go),
+# build, and fail on any warning in the log.
+$(addprefix module-,$(KVERS)): module-%:
+	@set -o pipefail; d=$(BUILD)/kmod/$*; \
+	mkdir -p $$d/kernel; \
+	ln -sfn $(TOP)/Kbuild $$d/Kbuild; \
+	cp -rsf $(TOP)/kernel/. $$d/kernel/; \
+	find $$d/kernel -xtype l -delete; \
+	echo "  KMOD    $* ($(call kdir_of,$*))"; \
+	$(MAKE) -C $(call kdir_of,$*) M=$$d W=1 modules 2>&1 | tee $$d/build.log; \
+	if grep -Eiq 'warning:' $$d/build.log; then \
+		echo "modules: $*: the build printed warnings (see $$d/build.log)" >&2; \
+		rm -f $$d/dm-cowchain.ko; exit 1; \
+	fi; \
+	test -f $$d/dm-cowchain.ko
+
+check: all
+	@$(TOP)/tests/run-check.sh $(KVERS)
+
+vm-check: modules
+	@[ -n "$(KVER)" ] || { echo "vm-check: set KVER= (one of: $$($(TOP)/scripts/kernels.sh | tr '\n' ' '))" >&2; exit 2; }
+	@$(TOP)/tests/run-check.sh --no-unit $(KVER)
+
+demo: all
+	@$(TOP)/scripts/vm-run.sh --out $(BUILD)/demo -- $(TOP)/scripts/demo.sh
+
+lint:
+	shellcheck -x $(TOP)/scripts/*.sh $(TOP)/.ci/run $(TOP)/tests/run-check.sh $(TOP)/tests/guest/*.sh
+
+clean:
+	@if [ -f $(TOP)/userspace/Makefile ]; then $(MAKE) -C $(TOP)/userspace clean; fi
+	rm -rf $(BUILD)

@@ -1,0 +1,230 @@
+#!/bin/bash
+# Run a command inside a QEMU guest booting an installed Debian kernel.
+#
+#   scripts/vm-run.sh [--kernel KVER|all] [--timeout SECS] [--out DIR] -- CMD [ARGS...]
+#
+# The guest sees the host's root file system read-only over 9p (so every
+# path, binary and module is where it is on the host), with its own devtmpfs,
+# proc, sysfs and tmpfs on /tmp and /run.  CMD runs as root in that chroot,
+# in the current directory, with DM_DISABLE_UDEV=1 (no udev in the guest).
+#
+# Per kernel, DIR/KVER (default DIR: build/vm) is exported writable and
+# mounted in the guest at $COWCHAIN_OUT; the guest writes CMD's exit status
+# and its full dmesg there, and the host keeps the serial console in
+# DIR/KVER/console.log.
+#
+# Exit status (of the last failing kernel; 0 when all passed):
+#   CMD's own status, or
+#   124  the guest did not finish within the timeout (QEMU killed)
+#   125  CMD succeeded but the guest's dmesg shows a kernel problem
+#   126  the guest died or failed to boot without reporting a status
+#   2    usage error, no kernel found, QEMU or busybox missing
+#
+# Environment:
+#   COWCHAIN_VM_ACCEL   tcg (default) or kvm (KVM guests hang on some hosts)
+#   COWCHAIN_VM_MEM     guest RAM in MiB (default 3072)
+#   COWCHAIN_VM_CPUS    guest CPUs (default 2)
+#   COWCHAIN_VM_APPEND  extra kernel command line
+#   COWCHAIN_VM_DEBUGOPTS  memory debugging options (default
+#                       "slub_debug=FZPU page_poison=1"; they add ~15 s to a
+#                       TCG boot, set it empty for quick iterations)
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+self="$top/scripts/vm-run.sh"
+
+usage() {
+	sed -n '4p' "$self" | sed 's/^# *//' >&2
+	exit 2
+}
+die() { echo "vm-run: $*" >&2; exit 2; }
+
+kernel=all
+timeout=600
+outbase="$top/build/vm"
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kernel) [ $# -ge 2 ] || usage; kernel=$2; shift 2 ;;
+	--kernel=*) kernel=${1#*=}; shift ;;
+	--timeout) [ $# -ge 2 ] || usage; timeout=$2; shift 2 ;;
+	--timeout=*) timeout=${1#*=}; shift ;;
+	--out) [ $# -ge 2 ] || usage; outbase=$2; shift 2 ;;
+	--out=*) outbase=${1#*=}; shift ;;
+	-h|--help) sed -n '2,/^set -e/p' "$self" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	--) shift; break ;;
+	*) usage ;;
+	esac
+done
+[ $# -gt 0 ] || usage
+[[ $timeout =~ ^[1-9][0-9]*$ ]] || die "--timeout wants a positive number of seconds, not '$timeout'"
+mkdir -p "$outbase"
+outbase=$(cd "$outbase" && pwd)
+
+if [ "$kernel" = all ]; then
+	mapfile -t kernels < <("$top/scripts/kernels.sh")
+	[ ${#kernels[@]} -gt 0 ] || die "no kernel with headers installed (run scripts/install-deps.sh)"
+else
+	[ -e "/boot/vmlinuz-$kernel" ] || die "no /boot/vmlinuz-$kernel (installed: $("$top/scripts/kernels.sh" | tr '\n' ' '))"
+	kernels=("$kernel")
+fi
+
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (run scripts/install-deps.sh)"
+# The initramfs holds nothing but busybox, so it must be the static one.
+busybox=/bin/busybox
+[ -x "$busybox" ] || die "busybox not found (apt-get install busybox-static)"
+! ldd "$busybox" >/dev/null 2>&1 || die "$busybox is dynamically linked (apt-get install busybox-static)"
+
+# ---------------------------------------------------------------- initramfs
+
+# The guest's /init.  Runs under busybox; its job ends at the chroot.
+guest_init() {
+	cat <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat /modules.list); do
+	insmod "/modules/$m" || echo "init: insmod $m failed"
+done
+fail() { echo "init: $*"; poweroff -f; }
+mkdir -p /newroot
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro root /newroot ||
+	fail "cannot mount the host root over 9p"
+for d in proc sys dev tmp run; do [ -d /newroot/$d ] || fail "/$d missing on host"; done
+mount -t proc proc /newroot/proc
+mount -t sysfs sysfs /newroot/sys
+mount -t devtmpfs devtmpfs /newroot/dev
+mkdir -p /newroot/dev/pts /newroot/dev/shm
+mount -t devpts devpts /newroot/dev/pts
+mount -t tmpfs tmpfs /newroot/dev/shm
+mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
+mount -t tmpfs -o mode=755 tmpfs /newroot/run
+mkdir -p /newroot/tmp/cowchain-out
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /newroot/tmp/cowchain-out ||
+	fail "cannot mount the out export"
+out=/newroot/tmp/cowchain-out
+chroot /newroot /bin/bash /tmp/cowchain-out/.cmd.sh </dev/null
+echo $? > $out/exit-status.tmp
+dmesg > $out/dmesg
+sync
+mv $out/exit-status.tmp $out/exit-status
+sync
+umount $out
+poweroff -f
+EOF
+}
+
+# Modules the guest needs before it can mount the 9p root, in load order.
+boot_modules() {
+	local kver=$1 m line
+	for m in virtio_pci 9pnet_virtio 9p; do
+		modprobe -S "$kver" --show-depends "$m" 2>/dev/null || true
+	done | while read -r line; do
+		case $line in insmod\ *) line=${line#insmod }; echo "${line%% *}" ;; esac
+	done | awk '!seen[$0]++'
+}
+
+# Build build/initramfs/KVER.cpio.gz, or keep it if its inputs are unchanged.
+build_initramfs() {
+	local kver=$1 dir="$top/build/initramfs" img key mods m f dst stage
+	img="$dir/$kver.cpio.gz"
+	mods=$(boot_modules "$kver")
+	key=$( { guest_init; echo "$mods"; for f in $busybox $mods; do stat -L -c '%n %s %Y' "$f"; done; } | sha256sum)
+	if [ -f "$img" ] && [ "$(cat "$img.key" 2>/dev/null)" = "$key" ]; then
+		return 0
+	fi
+	echo "vm-run: building initramfs for $kver"
+	mkdir -p "$dir"
+	stage=$(mktemp -d "$dir/stage.XXXXXX")
+	mkdir -p "$stage"/{bin,proc,sys,dev,modules,newroot}
+	cp "$busybox" "$stage/bin/busybox"
+	guest_init > "$stage/init"
+	chmod 755 "$stage/init"
+	: > "$stage/modules.list"
+	for m in $mods; do
+		dst=$(basename "$m"); dst=${dst%.xz}; dst=${dst%.zst}; dst=${dst%.gz}
+		case $m in
+		*.xz) xz -dc "$m" > "$stage/modules/$dst" ;;
+		*.zst) zstd -qdc "$m" > "$stage/modules/$dst" ;;
+		*.gz) gzip -dc "$m" > "$stage/modules/$dst" ;;
+		*) cp "$m" "$stage/modules/$dst" ;;
+		esac
+		echo "$dst" >> "$stage/modules.list"
+	done
+	(cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) > "$img.tmp"
+	rm -rf "$stage"
+	mv "$img.tmp" "$img"
+	echo "$key" > "$img.key"
+}
+
+# ---------------------------------------------------------------- one run
+
+# Lines in dmesg that fail a run, whatever CMD returned.
+bad_dmesg='(^|[^A-Za-z])BUG([^A-Za-z]|$)|WARNING:|Oops|general protection|list_add corruption|list_del corruption|blocked for more than|soft lockup'
+
+run_one() {
+	local kver=$1; shift
+	local out="$outbase/$kver" accel cpu status start secs rc bios
+	build_initramfs "$kver"
+	rm -rf "$out"
+	mkdir -p "$out"
+	# CMD, quoted, for the guest's bash: same directory, same arguments.
+	{
+		echo "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+		echo "export HOME=/root TERM=dumb DM_DISABLE_UDEV=1 COWCHAIN_OUT=/tmp/cowchain-out"
+		echo "export COWCHAIN_KVER=$(printf %q "$kver")"
+		echo "cd $(printf %q "$PWD") || exit 126"
+		printf 'exec'; printf ' %q' "$@"; echo
+	} > "$out/.cmd.sh"
+
+	case ${COWCHAIN_VM_ACCEL:-tcg} in
+	kvm) accel="kvm"; cpu=host ;;
+	tcg) accel="tcg,thread=multi"; cpu=max ;;
+	*) die "COWCHAIN_VM_ACCEL must be tcg or kvm" ;;
+	esac
+
+	# qboot: no BIOS banner and escape codes on the console.
+	bios=()
+	[ ! -f /usr/share/qemu/qboot.rom ] || bios=(-bios /usr/share/qemu/qboot.rom)
+
+	echo "vm-run: $kver: booting ($accel, timeout ${timeout}s): $*"
+	start=$(date +%s%N)
+	rc=0
+	timeout -k 10 "$timeout" qemu-system-x86_64 \
+		-accel "$accel" -cpu "$cpu" -smp "${COWCHAIN_VM_CPUS:-2}" -m "${COWCHAIN_VM_MEM:-3072}" \
+		-kernel "/boot/vmlinuz-$kver" -initrd "$top/build/initramfs/$kver.cpio.gz" \
+		-append "console=ttyS0 quiet panic=-1 ${COWCHAIN_VM_DEBUGOPTS-slub_debug=FZPU page_poison=1} log_buf_len=16M rdinit=/init ${COWCHAIN_VM_APPEND:-}" \
+		-virtfs "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap" \
+		-virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
+		"${bios[@]}" -nographic -no-reboot -nic none </dev/null 2>&1 |
+		tr -d '\r' | tee "$out/console.log" || rc=$?
+	secs=$(( ($(date +%s%N) - start) / 100000000 ))
+	secs=$((secs / 10)).$((secs % 10))
+
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "vm-run: $kver: TIMEOUT: no result after ${timeout}s, QEMU killed (console: $out/console.log)" >&2
+		return 124
+	fi
+	if [ ! -f "$out/exit-status" ]; then
+		echo "vm-run: $kver: the guest stopped without reporting a status (QEMU exit $rc; console: $out/console.log)" >&2
+		return 126
+	fi
+	status=$(cat "$out/exit-status")
+	if grep -Eq "$bad_dmesg" "$out/dmesg"; then
+		echo "vm-run: $kver: the guest's dmesg shows a kernel problem ($out/dmesg):" >&2
+		grep -E "$bad_dmesg" "$out/dmesg" | head -n 20 | sed 's/^/    /' >&2
+		[ "$status" -ne 0 ] || status=125
+	fi
+	echo "vm-run: $kver: exit $status after ${secs}s"
+	return "$status"
+}
+
+final=0
+for k in "${kernels[@]}"; do
+	rc=0
+	run_one "$k" "$@" || rc=$?
+	[ "$rc" -eq 0 ] || final=$rc
+done
+exit "$final"

@@ -8,6 +8,8 @@
 # proc, sysfs and tmpfs on /tmp and /run.  CMD runs as root in that chroot,
 # in the current directory, with DM_DISABLE_UDEV=1 (no udev in the guest).
 #
+# The console shows CMD's output and only critical kernel messages.
+#
 # Per kernel, DIR/KVER (default DIR: build/vm) is exported writable and
 # mounted in the guest at $COWCHAIN_OUT; the guest writes CMD's exit status
 # and its full dmesg there, and the host keeps the serial console in
@@ -195,7 +197,7 @@ run_one() {
 	timeout -k 10 "$timeout" qemu-system-x86_64 \
 		-accel "$accel" -cpu "$cpu" -smp "${COWCHAIN_VM_CPUS:-2}" -m "${COWCHAIN_VM_MEM:-3072}" \
 		-kernel "/boot/vmlinuz-$kver" -initrd "$top/build/initramfs/$kver.cpio.gz" \
-		-append "console=ttyS0 quiet panic=-1 ${COWCHAIN_VM_DEBUGOPTS-slub_debug=FZPU page_poison=1} log_buf_len=16M rdinit=/init ${COWCHAIN_VM_APPEND:-}" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 ${COWCHAIN_VM_DEBUGOPTS-slub_debug=FZPU page_poison=1} log_buf_len=16M rdinit=/init ${COWCHAIN_VM_APPEND:-}" \
 		-virtfs "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap" \
 		-virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
 		"${bios[@]}" -nographic -no-reboot -nic none </dev/null 2>&1 |

@@ -20,8 +20,10 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 say "kernel $kver, module $ko"
 [ -f "$ko" ] || { echo "demo: $ko is missing: run make first" >&2; exit 1; }
 run modinfo -F version -F description "$ko" || true
-say "load device-mapper and dm-cowchain"
-run modprobe dm-mod
+say "load device-mapper, the modules dm-cowchain needs, and dm-cowchain"
+for dep in dm-mod $(modinfo -F depends "$ko" | tr , ' '); do
+	run modprobe "$dep"
+done
 run insmod "$ko"
 say "the cowchain target is registered"
 run dmsetup targets

@@ -44,8 +44,7 @@ finish() {
 	exit
 }
 
-# ---- load
-modprobe dm-mod || { result FAIL module-insmod 0 "modprobe dm-mod failed"; finish; }
+# ---- load: dm-mod and whatever else the module depends on, then insmod
 if [ -d /sys/module/dm_cowchain ]; then
 	rmmod dm-cowchain 2>/dev/null
 fi
@@ -53,6 +52,9 @@ if [ ! -f "$ko" ]; then
 	result FAIL module-insmod 0 "$ko missing: run make first"
 	finish
 fi
+for dep in dm-mod $(modinfo -F depends "$ko" | tr , ' '); do
+	modprobe "$dep" || { result FAIL module-insmod 0 "modprobe $dep failed"; finish; }
+done
 if ! insmod "$ko" > "$out/logs/module-insmod.log" 2>&1; then
 	cat "$out/logs/module-insmod.log"
 	result FAIL module-insmod 0 "insmod failed"

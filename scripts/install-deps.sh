@@ -5,13 +5,14 @@
 #   scripts/install-deps.sh          # as root (CI, fresh machines)
 #
 # Kernels: Debian 12's own (6.1) and bookworm-backports' (6.12), each with
-# headers, so the module is built and tested on both.
+# headers, so the module is built and tested on both.  ABI versions are never
+# named here: they are taken from the archive's linux-image-amd64 packages.
 set -eu
 
-PKGS="build-essential pkg-config kmod cpio xz-utils zstd
+PKGS="build-essential pkg-config kmod cpio xz-utils zstd gzip
       qemu-system-x86 busybox-static
-      fio dmsetup libdevmapper-dev e2fsprogs xfsprogs util-linux
-      libcmocka-dev libjson-c-dev clang
+      fio dmsetup libdevmapper-dev e2fsprogs xfsprogs util-linux coreutils
+      libcmocka-dev libjson-c-dev clang shellcheck
       linux-image-amd64 linux-headers-amd64"
 BPO_PKGS="linux-image-amd64 linux-headers-amd64"
 
@@ -23,10 +24,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 
 bpo_list=/etc/apt/sources.list.d/bookworm-backports.list
-need_update=0
 if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
 	echo "deb http://deb.debian.org/debian bookworm-backports main" > "$bpo_list"
-	need_update=1
 fi
 
 missing=""
@@ -35,33 +34,56 @@ for p in $PKGS; do
 		missing="$missing $p"
 done
 
-# A backports kernel is present when some installed linux-image is >= 6.2.
-have_bpo=0
-for v in /boot/vmlinuz-*; do
-	[ -e "$v" ] || continue
-	ver=${v#/boot/vmlinuz-}
-	major=${ver%%.*}; rest=${ver#*.}; minor=${rest%%.*}
-	if [ "$major" -gt 6 ] || { [ "$major" -eq 6 ] && [ "$minor" -ge 2 ]; }; then
-		[ -d "/lib/modules/$ver/build" ] && have_bpo=1
-	fi
-done
+# have_kernel old|new: an installed kernel with headers, 6.1.x (old) or
+# newer than 6.1 (new, the backports one).
+have_kernel() {
+	for v in /boot/vmlinuz-*; do
+		[ -e "$v" ] || continue
+		ver=${v#/boot/vmlinuz-}
+		[ -d "/lib/modules/$ver/build" ] || continue
+		major=${ver%%.*}; rest=${ver#*.}; minor=${rest%%.*}
+		case $1 in
+		old) [ "$major" -eq 6 ] && [ "$minor" -eq 1 ] && return 0 ;;
+		new) { [ "$major" -gt 6 ] || { [ "$major" -eq 6 ] && [ "$minor" -ge 2 ]; }; } && return 0 ;;
+		esac
+	done
+	return 1
+}
 
-if [ -z "$missing" ] && [ "$have_bpo" -eq 1 ]; then
+# The ABI package (e.g. linux-image-6.1.0-NN-amd64) that the newest 6.1
+# version of meta package $1 depends on.
+bookworm_abi_pkg() {
+	apt-cache show "$1" | awk '
+		/^Version:/ { v = $2 }
+		/^Depends:/ && v ~ /^6\.1\./ && !done { print $2; done = 1 }'
+}
+
+if [ -z "$missing" ] && have_kernel old && have_kernel new; then
 	echo "install-deps: everything present"
 	exit 0
 fi
 
-if [ "$need_update" -eq 1 ] || [ -n "$missing" ] || [ "$have_bpo" -eq 0 ]; then
-	apt-get update -q
-fi
+apt-get update -q
 if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086
 	apt-get install -y -q --no-install-recommends $missing
 fi
-if [ "$have_bpo" -eq 0 ]; then
+if ! have_kernel new; then
 	# shellcheck disable=SC2086
 	apt-get install -y -q --no-install-recommends -t bookworm-backports $BPO_PKGS
-	# The 6.1 image must stay: reinstall the bookworm meta packages'
-	# targets if the backports meta package replaced them.
+fi
+if ! have_kernel old; then
+	# The meta packages now point at backports: install 6.1 by its ABI name.
+	img=$(bookworm_abi_pkg linux-image-amd64)
+	hdr=$(bookworm_abi_pkg linux-headers-amd64)
+	if [ -z "$img" ] || [ -z "$hdr" ]; then
+		echo "install-deps: no 6.1 kernel in the archive" >&2
+		exit 1
+	fi
+	apt-get install -y -q --no-install-recommends "$img" "$hdr"
+fi
+if ! have_kernel old || ! have_kernel new; then
+	echo "install-deps: a 6.1 or a backports kernel with headers is still missing" >&2
+	exit 1
 fi
 echo "install-deps: done"

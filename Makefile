@@ -65,10 +65,12 @@ $(addprefix module-,$(KVERS)): module-%:
 	fi; \
 	test -f $$d/dm-cowchain.ko
 
-check: all
+# run-check.sh builds what it tests and counts build failures as failures,
+# so the summary line comes out whatever breaks.
+check:
 	@$(TOP)/tests/run-check.sh $(KVERS)
 
-vm-check: modules
+vm-check:
 	@[ -n "$(KVER)" ] || { echo "vm-check: set KVER= (one of: $$($(TOP)/scripts/kernels.sh | tr '\n' ' '))" >&2; exit 2; }
 	@$(TOP)/tests/run-check.sh --no-unit $(KVER)
 

@@ -3,6 +3,9 @@
 #
 #   tests/run-check.sh [--no-unit] [KVER...]    # default: every installed kernel
 #
+# Builds come first and count: a userspace or module build that fails is a
+# failure (and that kernel's guest tests do not run), not the end of the run.
+#
 # 1. The userspace unit tests, "make -C userspace check", when that target
 #    exists.  Its results are counted from its output: "PASS name"/"FAIL name"
 #    lines, TAP "ok"/"not ok" lines and cmocka's "[  PASSED  ] N test(s)" /
@@ -29,7 +32,9 @@ start=$SECONDS
 
 # ---- userspace unit tests
 if [ "$unit" -eq 1 ]; then
-	if [ -f userspace/Makefile ] && make -s -C userspace -n check >/dev/null 2>&1; then
+	if [ -f userspace/Makefile ] && ! make -C userspace; then
+		fail_one "userspace: the build failed"
+	elif [ -f userspace/Makefile ] && make -s -C userspace -n check >/dev/null 2>&1; then
 		echo "== userspace unit tests"
 		log="$top/build/check/unit.log"
 		mkdir -p "$(dirname "$log")"
@@ -61,6 +66,10 @@ fi
 for k in "${kernels[@]}"; do
 	echo "== guest tests on $k"
 	out="$top/build/check"
+	if ! make -s -C "$top" modules KVER="$k"; then
+		fail_one "$k: the module build failed (build/kmod/$k/build.log)"
+		continue
+	fi
 	rc=0
 	scripts/vm-run.sh --kernel "$k" --out "$out" --timeout "${COWCHAIN_CHECK_TIMEOUT:-1500}" \
 		-- tests/guest/run-all.sh || rc=$?

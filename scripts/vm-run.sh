@@ -101,19 +101,31 @@ mount -t devtmpfs devtmpfs /newroot/dev
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs tmpfs /newroot/dev/shm
+mkdir -p /out
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /out ||
+	fail "cannot mount the out export"
+# Host paths under /tmp or /run that the command needs (the repository, the
+# working directory) would vanish under the guest's tmpfs: carry them over.
+i=0
+while read -r p; do
+	i=$((i + 1)); mkdir -p /keep/$i; mount -o bind "/newroot$p" /keep/$i
+done < /out/.keep
 mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
 mount -t tmpfs -o mode=755 tmpfs /newroot/run
+i=0
+while read -r p; do
+	i=$((i + 1)); mkdir -p "/newroot$p"; mount -o bind /keep/$i "/newroot$p"
+done < /out/.keep
 mkdir -p /newroot/tmp/cowchain-out
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /newroot/tmp/cowchain-out ||
-	fail "cannot mount the out export"
-out=/newroot/tmp/cowchain-out
+mount -o bind /out /newroot/tmp/cowchain-out
 chroot /newroot /bin/bash /tmp/cowchain-out/.cmd.sh </dev/null
-echo $? > $out/exit-status.tmp
-dmesg > $out/dmesg
+echo $? > /out/exit-status.tmp
+umount /newroot/tmp/cowchain-out
+dmesg > /out/dmesg
 sync
-mv $out/exit-status.tmp $out/exit-status
+mv /out/exit-status.tmp /out/exit-status
 sync
-umount $out
+umount /out
 poweroff -f
 EOF
 }
@@ -180,6 +192,9 @@ run_one() {
 		echo "cd $(printf %q "$PWD") || exit 126"
 		printf 'exec'; printf ' %q' "$@"; echo
 	} > "$out/.cmd.sh"
+	for p in "$top" "$PWD"; do
+		case $p in /tmp/*|/run/*) echo "$p" ;; esac
+	done | sort -u > "$out/.keep"
 
 	case ${COWCHAIN_VM_ACCEL:-tcg} in
 	kvm) accel="kvm"; cpu=host ;;

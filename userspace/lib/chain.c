@@ -36,7 +36,9 @@ static int locator_path(const struct cowchain_layer *child, char **out,
 		if (!dir)
 			return cc_fail(err, -ENOMEM, "out of memory");
 		p = malloc(strlen(dir) + n + 2);
-		if (p)
+		if (p && !strcmp(dir, "."))
+			sprintf(p, "%.*s", (int)n, (const char *)sb->locator);
+		else if (p)
 			sprintf(p, "%s/%.*s", dir, (int)n, (const char *)sb->locator);
 		free(dir);
 	}

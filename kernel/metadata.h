@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * dm-cowchain metadata: opening and validating a chain, the in-core state
+ * of the writable top layer, and committing it through the journal.
+ *
+ * The target (target.c) reaches the on-disk format only through this
+ * header.  Lifetime: cowchain_md_open() in the constructor (may sleep, does
+ * metadata I/O), cowchain_md_close() in the destructor.
+ *
+ * Locking, in the order they nest:
+ *   commit_lock  mutex; every function that does metadata I/O takes it
+ *                (commit, checkpoint, superblock writes, copy-up allocation
+ *                of index blocks).  Only the worker and ctr/dtr/postsuspend
+ *                call them.
+ *   alloc_lock   spinlock, held briefly: creates top entries and hands out
+ *                clusters; taken in map().
+ *   bits_lock    seqlock over every top entry's present/zero bitmaps:
+ *                readers (map) never block and retry; writers are end_io
+ *                and the worker (irq-safe).
+ *   entries' own xa_lock (irq-safe): the dirty mark.
+ */
+#ifndef DM_COWCHAIN_METADATA_H
+#define DM_COWCHAIN_METADATA_H
+
+#include <linux/device-mapper.h>
+#include <linux/dm-io.h>
+#include <linux/mutex.h>
+#include <linux/seqlock.h>
+#include <linux/spinlock.h>
+#include <linux/xarray.h>
+#include "format.h"
+#include "index.h"
+#include "journal.h"
+
+/* Chain depth the target accepts: top plus ancestors. */
+#define COWCHAIN_TARGET_MAX_DEPTH	256u
+
+#define COWCHAIN_DIRTY	XA_MARK_0
+
+struct cowchain_layer {
+	struct dm_dev *dev;
+	struct cowchain_sb sb;
+	u64 dev_blocks;
+	/* journal images replayed at open: home -> 4 KiB copy */
+	struct xarray images;
+	struct cowchain_journal_pos jend;
+	u64 replayed;
+};
+
+/*
+ * The top layer's entry for one vcluster.  phys is set once under
+ * alloc_lock (and cleared by the worker when the cluster empties);
+ * present/zero change under bits_lock.  40 bytes.
+ */
+struct cowchain_tent {
+	u64 phys;
+	u64 present;
+	u64 zero;
+	atomic_t inflight;	/* first writes in flight into this cluster */
+	u32 busy;		/* worker owns the cluster (copy-up, discard) */
+};
+
+/* A map block of the top, in core. */
+struct cowchain_mblk {
+	u64 home;
+	u64 ptr[COWCHAIN_PTR_ENTRIES];
+};
+
+struct cowchain_extent {
+	u64 start, len;
+};
+
+struct cowchain_md {
+	struct dm_io_client *io;
+	unsigned int nlayers;		/* top + ancestors */
+	struct cowchain_layer *layers;	/* [0] is the top */
+	struct dm_dev *base;
+	sector_t base_sectors;
+	bool writable;
+
+	/* geometry, the same in every layer */
+	u32 cluster_shift, subblock_shift, subblocks;
+	u64 vclusters;
+
+	struct cowchain_index ix;	/* every ancestor, resolved */
+
+	/* ---- the top layer */
+	struct mutex commit_lock;
+	spinlock_t alloc_lock;
+	seqlock_t bits_lock;
+	struct xarray entries;		/* vcluster -> cowchain_tent */
+	u64 *roots;			/* root table, root_blocks * 256 */
+	struct xarray maps;		/* map index -> cowchain_mblk */
+	struct xarray dirty_meta;	/* home -> kind|index (maps, roots) */
+	/* free clusters: sorted extents, consumed from ext_cur */
+	struct cowchain_extent *ext;
+	u64 next_ext, n_ext, cap_ext;
+	u64 *recycled;			/* freed and committed, reusable */
+	u64 n_recycled, cap_recycled;
+	u64 *pending_free;		/* freed, reusable after next commit */
+	u64 n_pending, cap_pending;
+	u64 free_clusters;		/* ext + recycled */
+	u64 allocated;			/* data clusters held by the top */
+	u64 meta_next, meta_end;	/* metadata blocks left in current cluster */
+	u64 reserve;			/* clusters kept for index blocks */
+	/* journal */
+	u64 j_head, j_tail, j_seq;
+	bool j_empty;
+	bool gen_bumped;
+	u64 commits;
+	void *blockbuf;			/* one 4 KiB scratch block (commit_lock) */
+};
+
+struct cowchain_open_args {
+	struct dm_dev **devs;		/* top, then ancestors parent-first */
+	unsigned int ndevs;
+	struct dm_dev *base;
+	bool writable;
+	sector_t table_len;
+};
+
+/*
+ * Open and validate the chain.  May sleep.  On failure returns -errno and
+ * points *error at a static reason (for ti->error); details go to the log.
+ * The caller then calls cowchain_md_close() (which takes half-built
+ * state).  dm_devs stay owned by the caller.
+ */
+int cowchain_md_open(struct cowchain_md *md, const struct cowchain_open_args *a,
+		     const char *devname, char **error);
+void cowchain_md_close(struct cowchain_md *md);
+
+/*
+ * Commit every dirty change of the top through one journal transaction
+ * (or several when it is large), checkpointing first when the journal is
+ * full.  Sleeps; takes commit_lock.  0 or -errno (the caller fails the
+ * device).
+ */
+int cowchain_md_commit(struct cowchain_md *md);
+/* Commit, then write every journalled image home and advance the head. */
+int cowchain_md_checkpoint(struct cowchain_md *md);
+/* Set NEEDS_CHECK in the top's superblock; best effort. */
+void cowchain_md_set_needs_check(struct cowchain_md *md);
+
+static inline bool cowchain_md_dirty(struct cowchain_md *md)
+{
+	return xa_marked(&md->entries, COWCHAIN_DIRTY) ||
+	       !xa_empty(&md->dirty_meta) || md->n_pending;
+}
+
+/* Mark a vcluster's entry dirty; any context. */
+static inline void cowchain_md_mark_dirty(struct cowchain_md *md, u64 vc)
+{
+	unsigned long flags;
+
+	xa_lock_irqsave(&md->entries, flags);
+	__xa_set_mark(&md->entries, vc, COWCHAIN_DIRTY);
+	xa_unlock_irqrestore(&md->entries, flags);
+}
+
+/*
+ * Find or create the top entry for vc and give it a data cluster.
+ * alloc_lock must be held.  gfp: GFP_NOWAIT from map, GFP_NOIO from the
+ * worker.  Returns the entry, ERR_PTR(-ENOMEM) (try again from the worker)
+ * or ERR_PTR(-ENOSPC).
+ */
+struct cowchain_tent *__cowchain_md_get_cluster(struct cowchain_md *md, u64 vc,
+						gfp_t gfp);
+/* Find or create the top entry for vc without a data cluster. */
+struct cowchain_tent *__cowchain_md_get_entry(struct cowchain_md *md, u64 vc,
+					      gfp_t gfp);
+/* Synchronous data I/O in sectors (copy-up); may sleep. */
+int cowchain_md_io(struct cowchain_md *md, struct dm_dev *dev, sector_t sector,
+		   sector_t count, void *buf, blk_opf_t opf);
+/* Room for extra freed clusters (worker, before freeing; may sleep). */
+int cowchain_md_reserve_free(struct cowchain_md *md, u64 extra);
+/* The entry's data cluster is no longer used: free it after the next commit. */
+int __cowchain_md_free_cluster(struct cowchain_md *md, struct cowchain_tent *t);
+
+#endif /* DM_COWCHAIN_METADATA_H */

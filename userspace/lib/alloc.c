@@ -10,7 +10,8 @@
  * A data cluster freed by discard/write-zeroes stays in the used table
  * until the commit that records the free has completed: before that, the
  * committed metadata still points at it, so a crash must find its old
- * data intact (FORMAT.md 6).
+ * data intact (FORMAT.md 6).  When nothing else is free, allocation
+ * commits to release them.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,9 +31,22 @@ static int take_cluster(struct cowchain_layer *l, bool meta, u64 *phys,
 		if (++p == l->sb.capacity)
 			p = l->sb.data_start;
 	}
-	if (i == span)
+	if (i == span) {
+		/*
+		 * Clusters freed since the last commit are still referenced
+		 * by the committed index.  The capacity of FORMAT.md 2 has no
+		 * room for them, so commit (which releases them) and retry.
+		 */
+		if (l->npending_free) {
+			int r = cowchain_layer_commit(l, err);
+
+			if (r)
+				return r;
+			return take_cluster(l, meta, phys, err);
+		}
 		return cc_failf(err, -ENOSPC, l->path, "no free cluster left (capacity %llu clusters)",
 				(unsigned long long)l->sb.capacity);
+	}
 	ce = cc_ctab_add(&l->used, p);
 	if (!ce)
 		return cc_failf(err, -ENOMEM, l->path, "out of memory allocating a cluster");

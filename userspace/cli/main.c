@@ -11,6 +11,7 @@
 #include <string.h>
 #include "cli.h"
 
+extern const struct cli_command cmd_check, cmd_dump, cmd_restore_dump;
 extern const struct cli_command cmd_create, cmd_info, cmd_map, cmd_read, cmd_write;
 
 /* One line per command. */
@@ -20,6 +21,9 @@ static const struct cli_command *const commands[] = {
 	&cmd_map,
 	&cmd_read,
 	&cmd_write,
+	&cmd_check,
+	&cmd_dump,
+	&cmd_restore_dump,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -200,6 +204,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	r = parse(commands[i], argc - 1, argv + 1, &a);
+	if (r == EXIT_USAGE && !strcmp(commands[i]->name, "check"))
+		r = 16;	/* check exits with the fsck bitmask: 16 = usage */
 	if (r == -1)
 		r = EXIT_OK;
 	else if (r == 0)

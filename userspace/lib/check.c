@@ -517,12 +517,6 @@ static int walk_leaf(struct walker *w, u64 blocknr, u64 key, const struct cowcha
 			continue;
 		}
 		if (en.phys) {
-			if ((en.phys + 1) << w->sb.cluster_shift > w->file_size) {
-				report(w, CK_ENTRY_PAST_EOF, 1, "leaf block %llu, cluster %llu: physical cluster %llu",
-				       (unsigned long long)blocknr, (unsigned long long)vc,
-				       (unsigned long long)en.phys);
-				continue;
-			}
 			owner = map_find(&w->data, en.phys);
 			if (owner) {
 				report(w, CK_CLUSTER_SHARED, 1, "physical cluster %llu: clusters %llu and %llu",
@@ -543,6 +537,13 @@ static int walk_leaf(struct walker *w, u64 blocknr, u64 key, const struct cowcha
 				w->capdata = cap;
 			}
 			w->data_order[w->ndata++] = en.phys;
+			/* Referenced all the same: a partial cluster is not a leak. */
+			if ((en.phys + 1) << w->sb.cluster_shift > w->file_size) {
+				report(w, CK_ENTRY_PAST_EOF, 1, "leaf block %llu, cluster %llu: physical cluster %llu",
+				       (unsigned long long)blocknr, (unsigned long long)vc,
+				       (unsigned long long)en.phys);
+				continue;
+			}
 		}
 		if (w->ops && w->ops->entry)
 			w->stop = w->ops->entry(w->ops->ctx, vc, &en);
@@ -1081,7 +1082,7 @@ int cowchain_check(const char *path, const struct cowchain_check_opts *opts,
 				if (!memcmp(seen[i], w->sb.uuid, COWCHAIN_UUID_SIZE))
 					break;
 			if (i < depth) {
-				report(w, CK_CHAIN_CYCLE, 1, "'%s' is '%s' again", cur,
+				report(w, CK_CHAIN_CYCLE, 1, "this layer is already in the chain (as '%s')",
 				       rep->layers[i]);
 				walker_free(w);
 				free(w);
@@ -1149,7 +1150,7 @@ int cowchain_check(const char *path, const struct cowchain_check_opts *opts,
 				if (!memcmp(seen[i], child.parent_uuid, COWCHAIN_UUID_SIZE))
 					break;
 			if (i <= depth) {
-				report(&tmp, CK_CHAIN_CYCLE, 1, "parent '%s' is '%s' again",
+				report(&tmp, CK_CHAIN_CYCLE, 1, "its parent '%s' is already in the chain (as '%s')",
 				       next, rep->layers[i]);
 				break;
 			}

@@ -69,6 +69,7 @@ static int read_superblock(struct cowchain_layer *l, struct cowchain_error *err)
 	struct cowchain_sb *s = malloc(2 * sizeof(*s));
 	struct cowchain_err ferr[2];
 	int ok[2], slot, r = 0;
+	u64 seq[2] = { 0, 0 };
 
 	if (!d || !s) {
 		r = cc_failf(err, -ENOMEM, l->path, "out of memory");
@@ -83,6 +84,7 @@ static int read_superblock(struct cowchain_layer *l, struct cowchain_error *err)
 			ok[slot] = rr;
 			continue;
 		}
+		seq[slot] = le64_to_cpu(d->hdr.key);
 		ok[slot] = cowchain_sb_unpack(d, (u64)slot, l->dev_blocks, &s[slot], &ferr[slot]);
 	}
 	if (ok[0] && ok[1]) {
@@ -103,6 +105,15 @@ static int read_superblock(struct cowchain_layer *l, struct cowchain_error *err)
 		slot = 0;
 	else
 		slot = s[1].seq > s[0].seq ? 1 : 0;
+	/*
+	 * A newer slot that passed its checksum but needs a feature or
+	 * version this build lacks must not be silently replaced by the
+	 * older one: that would roll back what a newer writer did.
+	 */
+	if (ok[!slot] == -EOPNOTSUPP && seq[!slot] > s[slot].seq) {
+		r = cc_failf(err, -EOPNOTSUPP, l->path, "%s", ferr[!slot].msg);
+		goto out;
+	}
 	l->sb = s[slot];
 out:
 	free(d);

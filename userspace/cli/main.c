@@ -134,7 +134,7 @@ static void print_help(FILE *f)
 	fprintf(f, "usage: cowchain COMMAND [options] ARGS\n\n"
 		   "VirtualBox-style differencing disk images (cowchain layers).\n\ncommands:\n");
 	for (i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+		fprintf(f, "  %-13s %s\n", commands[i]->name, commands[i]->summary);
 	fprintf(f, "\n'cowchain COMMAND --help' describes one command.\n"
 		   "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }

@@ -289,6 +289,46 @@ static void test_crash_images(void **state)
 	tu_rmdir(dir);
 }
 
+/* One commit of far more images than a 16-block journal holds. */
+static void test_big_commit_small_journal(void **state)
+{
+	struct cowchain_create_opts o = { .size = 64 << 20, .cluster_shift = 12,
+					  .subblock_shift = 12, .journal_blocks = 16 };
+	struct cowchain_error err = { 0 };
+	struct cowchain_layer_stats st;
+	struct cowchain_chain *c;
+	char *dir = tu_mkdtemp();
+	const char *p = tu_path(dir, "big.cow");
+	u8 *buf = malloc(1 << 20), *zero = calloc(1, 1 << 20);
+
+	(void)state;
+	assert_int_equal(cowchain_create(p, &o, &err), 0);
+	assert_int_equal(cowchain_chain_open(p, COWCHAIN_OPEN_WRITE, &c, &err), 0);
+	memset(buf, 0x5c, 1 << 20);
+	assert_int_equal(cowchain_write(c, buf, 5 << 20, 1 << 20, &err), 0);
+	/* 16384 clusters: 128 leaves and a map, all dirty in one commit. */
+	assert_int_equal(cowchain_write_zeroes(c, 0, o.size, &err), 0);
+	if (cowchain_flush(c, &err))
+		print_error("%s\n", err.msg);
+	assert_int_equal(cowchain_flush(c, &err), 0);
+	assert_int_equal(cowchain_write(c, buf, 7 << 20, 1 << 20, &err), 0);
+	assert_int_equal(cowchain_chain_close(c, &err), 0);
+	assert_int_equal(cowchain_chain_open(p, 0, &c, &err), 0);
+	assert_int_equal(cowchain_layer_stats(cowchain_chain_layer(c, 0), &st, &err), 0);
+	assert_int_equal(st.leaf_blocks, 128);
+	assert_int_equal(st.zero_subblocks, 16384 - 256);
+	assert_int_equal(st.data_clusters, 256);
+	assert_int_equal(cowchain_read(c, buf, 5 << 20, 1 << 20, &err), 0);
+	assert_memory_equal(buf, zero, 1 << 20);
+	assert_int_equal(cowchain_read(c, buf, 7 << 20, 1 << 20, &err), 0);
+	assert_int_equal(buf[0], 0x5c);
+	assert_int_equal(buf[(1 << 20) - 1], 0x5c);
+	assert_int_equal(cowchain_chain_close(c, &err), 0);
+	free(buf);
+	free(zero);
+	tu_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_replay_stale),
 		cmocka_unit_test(test_place),
 		cmocka_unit_test(test_crash_images),
+		cmocka_unit_test(test_big_commit_small_journal),
 	};
 
 	return cmocka_run_group_tests_name("journal", tests, NULL, NULL);

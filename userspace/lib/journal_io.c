@@ -272,7 +272,7 @@ static int write_transaction(struct cowchain_layer *l, struct cc_block **v, u32 
 int cowchain_layer_commit(struct cowchain_layer *l, struct cowchain_error *err)
 {
 	struct cc_block **v, **dirty;
-	size_t n, k, nd = 0;
+	size_t n, k, nd = 0, per;
 	u64 r;
 	int kind, ret = 0;
 
@@ -301,9 +301,13 @@ int cowchain_layer_commit(struct cowchain_layer *l, struct cowchain_error *err)
 		free(dirty);
 		return 0;
 	}
+	/* A transaction holds at most 252 images and must fit in the journal. */
+	per = COWCHAIN_JDESC_MAX_ENTRIES;
+	if (per > l->sb.journal_blocks - 1)
+		per = (size_t)l->sb.journal_blocks - 1;
 	ret = fsync_fd(l, err);		/* data before the metadata naming it */
-	for (k = 0; !ret && k < nd; k += COWCHAIN_JDESC_MAX_ENTRIES) {
-		size_t m = nd - k < COWCHAIN_JDESC_MAX_ENTRIES ? nd - k : COWCHAIN_JDESC_MAX_ENTRIES;
+	for (k = 0; !ret && k < nd; k += per) {
+		size_t m = nd - k < per ? nd - k : per;
 
 		ret = write_transaction(l, dirty + k, (u32)m, err);
 	}

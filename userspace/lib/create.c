@@ -212,7 +212,7 @@ int cowchain_create(const char *path, const struct cowchain_create_opts *o,
 			return cc_failf(err, -EEXIST, path, "already exists (use --force to overwrite)");
 		blkdev = S_ISBLK(st.st_mode);
 		if ((o->parent && same_file(path, o->parent)) || (o->base && same_file(path, o->base)))
-			return cc_failf(err, -EINVAL, path, "is the parent of the layer being created");
+			return cc_failf(err, -EINVAL, path, "refusing to overwrite the parent (or base) with its own child");
 	}
 
 	if (o->parent) {

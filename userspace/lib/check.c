@@ -331,6 +331,15 @@ static int check_superblock(struct walker *w, bool *have_sb)
 	}
 	cur = r[0] ? 1 : r[1] ? 0 : (s[1].seq > s[0].seq ? 1 : 0);
 	oth = !cur;
+	/*
+	 * A newer slot this build cannot read (version or incompat feature)
+	 * is not damage: falling back to the older slot would roll back a
+	 * newer writer's state, and "repairing" it would destroy that state.
+	 */
+	if (r[oth] == -EOPNOTSUPP &&
+	    le64_to_cpu(d[oth].hdr.key) > s[cur].seq)
+		return fail(w->cx->err, -EOPNOTSUPP, "cannot check '%s': %s",
+			    w->path, e[oth].msg);
 	w->sb = s[cur];
 	*have_sb = true;
 

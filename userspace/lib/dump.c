@@ -820,10 +820,17 @@ static char *slurp(const char *path, size_t *len, struct cowchain_error *err)
 {
 	FILE *f = strcmp(path, "-") ? fopen(path, "re") : stdin;
 	size_t cap = 1 << 16, n = 0;
+	struct stat st;
 	char *buf;
 
 	if (!f) {
 		fail(err, -errno, "cannot open '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	if (!fstat(fileno(f), &st) && S_ISDIR(st.st_mode)) {
+		fail(err, -EISDIR, "cannot open '%s': %s", path, strerror(EISDIR));
+		if (f != stdin)
+			fclose(f);
 		return NULL;
 	}
 	buf = malloc(cap);

@@ -199,6 +199,8 @@ int cowchain_sb_validate(const struct cowchain_sb *sb, u64 dev_blocks,
 	if (!all_zero(sb->locator + sb->locator_len,
 		      COWCHAIN_LOCATOR_MAX - sb->locator_len))
 		return fail(err, "superblock: bytes after the locator are not zero");
+	if (memchr(sb->locator, 0, sb->locator_len))
+		return fail(err, "superblock: locator contains a NUL byte");
 	if (sb->parent_kind == COWCHAIN_PARENT_NONE && sb->locator_len)
 		return fail(err, "superblock: locator set on a root layer");
 

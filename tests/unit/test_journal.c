@@ -298,11 +298,17 @@ static void test_big_commit_small_journal(void **state)
 	struct cowchain_layer_stats st;
 	struct cowchain_chain *c;
 	char *dir = tu_mkdtemp();
+	const char *base = tu_path(dir, "base.cow");
 	const char *p = tu_path(dir, "big.cow");
 	u8 *buf = malloc(1 << 20), *zero = calloc(1, 1 << 20);
 
 	(void)state;
+	/* A child: only a layer with a parent records zero markers. */
+	assert_int_equal(cowchain_create(base, &o, &err), 0);
+	o.parent = base;
+	o.size = 0;
 	assert_int_equal(cowchain_create(p, &o, &err), 0);
+	o.size = 64 << 20;
 	assert_int_equal(cowchain_chain_open(p, COWCHAIN_OPEN_WRITE, &c, &err), 0);
 	memset(buf, 0x5c, 1 << 20);
 	assert_int_equal(cowchain_write(c, buf, 5 << 20, 1 << 20, &err), 0);

@@ -208,13 +208,27 @@ static int zero_subblock(struct cowchain_layer *l, u64 off, struct cowchain_erro
 	u32 bit = (u32)((off & ((1ull << cs) - 1)) >> ss);
 	struct cowchain_entry e;
 	struct cc_block *leaf;
+	bool root = l->sb.parent_kind == COWCHAIN_PARENT_NONE;
 	int r;
 
+	/*
+	 * A root's transparent sub-blocks already read zeros (FORMAT.md
+	 * section 6): only drop stored data there, so discarding an empty
+	 * root creates no metadata.
+	 */
+	if (root) {
+		r = cowchain_layer_lookup(l, vc, &e);
+		if (r == -ENOENT || (!r && !(e.present & (1ull << bit))))
+			return 0;
+		if (r)
+			return r;
+	}
 	r = cc_leaf_get(l, vc, &leaf, err);
 	if (r)
 		return r;
 	cowchain_entry_unpack(&leaf->img->leaf.entry[vc & (COWCHAIN_LEAF_ENTRIES - 1)], &e);
-	e.zero |= 1ull << bit;
+	if (!root)
+		e.zero |= 1ull << bit;
 	e.present &= ~(1ull << bit);
 	if (!e.present && e.phys) {
 		r = cc_free_data(l, e.phys, err);

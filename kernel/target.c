@@ -83,6 +83,7 @@ struct cowchain_c {
 	struct bio_list flushes;	/* waiting for a commit */
 	struct bio_list committed;	/* FUA writes done, waiting for a commit */
 	bool commit_requested;
+	bool suspended;			/* no timer re-arming */
 
 	struct workqueue_struct *wq;
 	struct work_struct worker;
@@ -717,7 +718,7 @@ static void do_worker(struct work_struct *ws)
 		cc->deferred = retry;
 		spin_unlock_irq(&cc->lock);
 		queue_delayed_work(cc->wq, &cc->waker, 1);
-	} else if (cowchain_md_dirty(md)) {
+	} else if (cowchain_md_dirty(md) && !READ_ONCE(cc->suspended)) {
 		queue_delayed_work(cc->wq, &cc->waker, COMMIT_PERIOD);
 	}
 }
@@ -748,9 +749,11 @@ static void destroy(struct cowchain_c *cc)
 {
 	unsigned int i;
 
+	WRITE_ONCE(cc->suspended, true);
 	if (cc->wq) {
 		cancel_delayed_work_sync(&cc->waker);
 		flush_workqueue(cc->wq);
+		cancel_delayed_work_sync(&cc->waker);
 		destroy_workqueue(cc->wq);
 	}
 	cancel_work_sync(&cc->event_work);
@@ -968,8 +971,10 @@ static void cowchain_postsuspend(struct dm_target *ti)
 	struct cowchain_c *cc = ti->private;
 	int r;
 
+	WRITE_ONCE(cc->suspended, true);
 	cancel_delayed_work_sync(&cc->waker);
 	flush_workqueue(cc->wq);
+	cancel_delayed_work_sync(&cc->waker);
 	if (cc->read_only || READ_ONCE(cc->mode) >= CM_READ_ONLY)
 		return;
 	r = cowchain_md_checkpoint(&cc->md);
@@ -982,6 +987,7 @@ static void cowchain_resume(struct dm_target *ti)
 	struct cowchain_c *cc = ti->private;
 
 	cc->last_commit = jiffies;
+	WRITE_ONCE(cc->suspended, false);
 }
 
 /*----------------------------------------------------------------

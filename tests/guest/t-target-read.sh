@@ -1,0 +1,29 @@
+#!/bin/bash
+# Reads through chains of depth 1, 2, 8 and 64, with data, zero markers and
+# partial clusters at every depth, equal the library's reads; dmsetup
+# status and table say what they should.
+# shellcheck source=tests/guest/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/guest/cc-lib.sh
+. "$(dirname "$0")/cc-lib.sh"
+
+for depth in 1 2 8 64; do
+	log "depth $depth"
+	d=$TEST_TMP/d$depth
+	mkdir -p "$d"
+	read -r -a files <<< "$(make_chain "$d" "$depth" 2)"
+	table=$(chain_table "${files[@]}")
+	dm_create cc-read "$table"
+	same_as_library /dev/mapper/cc-read "${files[0]}" "depth $depth"
+	st=$(dmsetup status cc-read)
+	set -- $st
+	assert_eq cowchain "$3" "status target"
+	assert_eq rw "$4" "status mode"
+	assert_eq "$depth" "$5" "status depth"
+	tbl=$(dmsetup table cc-read)
+	dmsetup reload cc-read --table "$tbl" || fail "table does not round-trip: $tbl"
+	dmsetup resume cc-read || fail "resume after reload"
+	same_as_library /dev/mapper/cc-read "${files[0]}" "depth $depth after reload"
+	dm_remove cc-read
+done
+log "ok"

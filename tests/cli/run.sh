@@ -159,6 +159,17 @@ done
 ok=0; [ -z "$missing" ] && ok=1
 result "check/problem-codes-documented" $ok "not in docs/check.md:$missing"
 
+# check --json: valid JSON whose status is the exit status, codes from the table.
+run check --json bad.cow
+ok=0
+if command -v jq >/dev/null; then
+	[ "$(jq -r '.status' <<<"$out" 2>/dev/null)" = "$st" ] &&
+	[ "$(jq -r '[.problems[].code] | join(",")' <<<"$out")" = "LEAF_BAD,LEAKED" ] && ok=1
+	result "check/json" $ok "status $st, output: $out"
+else
+	echo "SKIP cli/check/json: jq not installed"
+fi
+
 # dump -> restore-dump -> dump is byte-identical; restore refuses to overwrite.
 rm -f r.cow
 "$COWCHAIN" restore-dump good.json r.cow && "$COWCHAIN" dump r.cow >r.json

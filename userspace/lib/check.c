@@ -124,6 +124,7 @@ struct walker {
 	unsigned layer;
 	int fd;
 	u64 file_size;
+	bool is_reg;			/* a regular file (leaks are looked for) */
 	struct cowchain_sb sb;
 	u64 vclusters, cb_shift;
 	struct check_ctx *cx;
@@ -142,7 +143,7 @@ struct walker {
 	unsigned index_damage;		/* corruption findings in the index */
 	int stop;			/* a callback's non-zero return */
 	int ioerr;
-	u8 buf[COWCHAIN_BLOCK_SIZE];
+	u8 buf[COWCHAIN_BLOCK_SIZE] __attribute__((aligned(8)));
 };
 
 struct check_ctx {
@@ -445,7 +446,7 @@ static void look_for_torn(struct walker *w)
 static int check_journal(struct walker *w)
 {
 	struct cowchain_journal_io io = { .ctx = w, .read_block = jread, .apply = japply };
-	static __thread u8 scratch[2 * COWCHAIN_BLOCK_SIZE];
+	static __thread u8 scratch[2 * COWCHAIN_BLOCK_SIZE] __attribute__((aligned(8)));
 	struct cowchain_err e;
 	size_t i, j;
 	int r;
@@ -466,7 +467,8 @@ static int check_journal(struct walker *w)
 		return 0;
 	}
 	/* Keep the last image of each home. */
-	qsort(w->ov, w->nov, sizeof(*w->ov), ov_cmp);
+	if (w->nov)
+		qsort(w->ov, w->nov, sizeof(*w->ov), ov_cmp);
 	for (i = 0, j = 0; i < w->nov; i++) {
 		if (i + 1 < w->nov && w->ov[i + 1].home == w->ov[i].home) {
 			free(w->ov[i].img);
@@ -724,6 +726,9 @@ static int find_leaks(struct walker *w, struct leaks *lk)
 	u64 hi = w->sb.capacity << cs;
 	off_t off;
 
+	/* A block device has no holes to tell: all of it reads as data. */
+	if (!w->is_reg)
+		return 0;
 	if (hi > w->file_size)
 		hi = w->file_size;
 	off = (off_t)lo;
@@ -824,6 +829,11 @@ static int walk_one(struct walker *w, const char *path, bool rw, bool *have_sb)
 	if (r < 0)
 		return r;
 	w->fd = r;
+	{
+		struct stat st;
+
+		w->is_reg = !fstat(w->fd, &st) && S_ISREG(st.st_mode);
+	}
 	r = rep_layer(rep, path);
 	if (r < 0)
 		return fail(w->cx->err, r, "cannot check '%s': out of memory", path);

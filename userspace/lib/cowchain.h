@@ -55,6 +55,9 @@ int cowchain_create(const char *path, const struct cowchain_create_opts *opts,
 
 #define COWCHAIN_OPEN_WRITE	(1u << 0)	/* exclusive flock, replay + checkpoint */
 #define COWCHAIN_OPEN_NOBUMP	(1u << 1)	/* writable, never bumps generation */
+/* Writable, never bumps generation, allowed on SEALED and MERGING layers:
+ * for the merge code only (lib/merge.c), which keeps every view unchanged. */
+#define COWCHAIN_OPEN_MERGE	(1u << 2)
 
 /*
  * Open a layer: pick the superblock (FORMAT.md 4), replay the journal (7;

@@ -77,8 +77,8 @@ out:
 	return out;
 }
 
-static int set_locator(struct cowchain_sb *sb, const char *target, const char *child,
-		       struct cowchain_error *err)
+int cc_set_locator(struct cowchain_sb *sb, const char *target, const char *child,
+		   struct cowchain_error *err)
 {
 	char *dir = cc_dirname(child), *rel;
 	size_t n;
@@ -239,7 +239,7 @@ int cowchain_create(const char *path, const struct cowchain_create_opts *o,
 		sb.parent_kind = COWCHAIN_PARENT_LAYER;
 		memcpy(sb.parent_uuid, ps->uuid, COWCHAIN_UUID_SIZE);
 		sb.parent_generation = ps->generation;
-		r = set_locator(&sb, o->parent, path, err);
+		r = cc_set_locator(&sb, o->parent, path, err);
 		if (r)
 			goto out;
 	} else if (o->base) {
@@ -254,7 +254,7 @@ int cowchain_create(const char *path, const struct cowchain_create_opts *o,
 			sb.virtual_size = (bsize + 511) & ~511ull;
 		}
 		sb.parent_kind = COWCHAIN_PARENT_RAW;
-		r = set_locator(&sb, o->base, path, err);
+		r = cc_set_locator(&sb, o->base, path, err);
 		if (r)
 			return r;
 	} else if (!o->size) {

@@ -71,10 +71,13 @@ int cc_pread(int fd, void *buf, size_t len, u64 off)
 	return 0;
 }
 
+void (*cc_io_hook)(void);
+
 int cc_pwrite(int fd, const void *buf, size_t len, u64 off)
 {
 	const u8 *p = buf;
 
+	cc_io_step();
 	while (len) {
 		ssize_t r = pwrite(fd, p, len, (off_t)off);
 

@@ -67,6 +67,7 @@ struct cowchain_layer {
 	char *path;
 	int fd;
 	bool writable, nobump, bumped;
+	bool merging;			/* COWCHAIN_OPEN_MERGE */
 	struct cowchain_sb sb;
 	u64 dev_blocks;
 	u64 vclusters;
@@ -132,10 +133,24 @@ int cc_prepare_write(struct cowchain_layer *l, struct cowchain_error *err);
 
 /* create.c */
 char *cc_dirname(const char *path);
+/* sb->locator = target's path relative to the directory of child. */
+int cc_set_locator(struct cowchain_sb *sb, const char *target, const char *child,
+		   struct cowchain_error *err);
 
 /* io helpers (err.c) */
 int cc_pread(int fd, void *buf, size_t len, u64 off);
 int cc_pwrite(int fd, const void *buf, size_t len, u64 off);
+/*
+ * Test hook: when set, called before every write the library issues
+ * (cc_pwrite, and each data copy, hole punch and unlink of lib/merge.c), so
+ * crash tests can kill the process at the Nth write.  NULL in production.
+ */
+extern void (*cc_io_hook)(void);
+static inline void cc_io_step(void)
+{
+	if (cc_io_hook)
+		cc_io_hook();
+}
 int cc_random(void *buf, size_t len);
 
 #endif /* COWCHAIN_INTERNAL_H */

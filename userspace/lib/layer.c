@@ -133,7 +133,7 @@ static int check_writable(struct cowchain_layer *l, struct cowchain_error *err)
 	if (l->sb.flags & COWCHAIN_SB_NEEDS_CHECK)
 		return cc_failf(err, -EROFS, l->path,
 				"layer needs 'cowchain check' before it can be written");
-	if (l->sb.flags & COWCHAIN_SB_MERGING)
+	if ((l->sb.flags & COWCHAIN_SB_MERGING) && !l->merging)
 		return cc_failf(err, -EBUSY, l->path, "a merge is in progress on this layer");
 	return 0;
 }
@@ -154,8 +154,9 @@ int cowchain_layer_open(const char *path, unsigned flags,
 		free(l);
 		return cc_fail(err, -ENOMEM, "out of memory");
 	}
-	l->writable = flags & (COWCHAIN_OPEN_WRITE | COWCHAIN_OPEN_NOBUMP);
-	l->nobump = flags & COWCHAIN_OPEN_NOBUMP;
+	l->writable = flags & (COWCHAIN_OPEN_WRITE | COWCHAIN_OPEN_NOBUMP | COWCHAIN_OPEN_MERGE);
+	l->nobump = flags & (COWCHAIN_OPEN_NOBUMP | COWCHAIN_OPEN_MERGE);
+	l->merging = flags & COWCHAIN_OPEN_MERGE;
 	l->fd = open(path, (l->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (l->fd < 0) {
 		r = cc_fail(err, -errno, "cannot open '%s': %s", path, strerror(errno));

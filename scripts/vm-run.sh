@@ -241,7 +241,15 @@ run_one() {
 final=0
 for k in "${kernels[@]}"; do
 	rc=0
+	# One run at a time per out directory: another vm-run in the same tree
+	# (make check twice, say) waits rather than wiping this one's results.
+	exec {lock}> "$outbase/.$k.lock"
+	if ! flock -n "$lock"; then
+		echo "vm-run: $k: $outbase/$k is in use by another vm-run, waiting"
+		flock "$lock"
+	fi
 	run_one "$k" "$@" || rc=$?
+	exec {lock}>&-
 	[ "$rc" -eq 0 ] || final=$rc
 done
 exit "$final"

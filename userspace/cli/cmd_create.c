@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only OR MIT
 /* cowchain create: a root layer, a child of a parent, or a root over a raw base. */
 #include <stdio.h>
+#include <unistd.h>
 #include "cli.h"
+#include "lifecycle.h"
 
-enum { O_SIZE, O_CLUSTER, O_SUBBLOCK, O_JOURNAL, O_PARENT, O_BASE, O_FORCE };
+enum { O_SIZE, O_CLUSTER, O_SUBBLOCK, O_JOURNAL, O_PARENT, O_BASE, O_FORCE, O_AUTORESET };
 
 static const struct cli_option options[] = {
 	[O_SIZE]     = { "size", "SIZE", "virtual size (suffixes K, M, G, T: powers of 1024)" },
@@ -13,6 +15,7 @@ static const struct cli_option options[] = {
 	[O_PARENT]   = { "parent", "PARENT", "make a differencing child of PARENT (seals PARENT)" },
 	[O_BASE]     = { "base", "RAWFILE", "make a root over the raw image RAWFILE" },
 	[O_FORCE]    = { "force", NULL, "overwrite FILE if it exists" },
+	[O_AUTORESET] = { "autoreset", NULL, "empty FILE at every attach (an immutable disk's child)" },
 	{ NULL, NULL, NULL },
 };
 
@@ -68,13 +71,17 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 	r = cowchain_create(file, &o, &err);
 	if (r)
 		return cli_lib_error(&err);
+	if (a->set[O_AUTORESET] && cowchain_layer_set_autoreset(file, true, &err)) {
+		unlink(file);
+		return cli_lib_error(&err);
+	}
 	return EXIT_OK;
 }
 
 const struct cli_command cmd_create = {
 	.name = "create",
 	.handler = run,
-	.synopsis = "FILE (--size SIZE [--cluster-size N] [--subblock-size N] | --parent PARENT | --base RAWFILE [--size SIZE]) [--journal-size N] [--force]",
+	.synopsis = "FILE (--size SIZE [--cluster-size N] [--subblock-size N] | --parent PARENT | --base RAWFILE [--size SIZE]) [--journal-size N] [--autoreset] [--force]",
 	.summary = "create a layer: a root, a child of PARENT (sealing it), or a root over a raw image",
 	.options = options,
 	.min_pos = 1,

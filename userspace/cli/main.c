@@ -13,6 +13,8 @@
 
 extern const struct cli_command cmd_check, cmd_dump, cmd_restore_dump;
 extern const struct cli_command cmd_create, cmd_info, cmd_map, cmd_read, cmd_write;
+extern const struct cli_command cmd_table, cmd_attach, cmd_detach, cmd_snapshot, cmd_restore,
+	cmd_set, cmd_resize, cmd_tree, cmd_delete;
 
 /* One line per command. */
 static const struct cli_command *const commands[] = {
@@ -21,6 +23,15 @@ static const struct cli_command *const commands[] = {
 	&cmd_map,
 	&cmd_read,
 	&cmd_write,
+	&cmd_attach,
+	&cmd_detach,
+	&cmd_table,
+	&cmd_snapshot,
+	&cmd_restore,
+	&cmd_set,
+	&cmd_resize,
+	&cmd_tree,
+	&cmd_delete,
 	&cmd_check,
 	&cmd_dump,
 	&cmd_restore_dump,

@@ -47,7 +47,9 @@ int cowchain_journal_replay(const struct cowchain_sb *sb,
 
 /*
  * Where a transaction of n images goes.  head is the oldest transaction
- * not yet checkpointed, tail the position after the newest; empty says
+ * not yet checkpointed, tail the position after the newest (0 ..
+ * journal_blocks inclusive: a tail at the very end is the same as 0 when
+ * the journal is empty, and means "wrap" otherwise); empty says
  * whether any transaction lies between them.  Returns the position, or
  * -ENOSPC when it would overwrite a transaction not yet checkpointed (the
  * caller checkpoints and retries), or -EINVAL if n can never fit.

@@ -184,6 +184,15 @@ int cowchain_attach(const char *name, const char *top, bool read_only,
 	memset(s, 0, sizeof(*s));
 	if (!cowchain_dm_info(name, &di, &e2) && di.exists)
 		return cc_fail(err, -EEXIST, "cannot attach '%s': device '%s' already exists", top, name);
+	r = cowchain_layer_open(top, 0, &l, err);
+	if (r)
+		return r;
+	flags = cowchain_layer_sb(l)->flags;
+	cowchain_layer_close(l, NULL);
+	if ((flags & COWCHAIN_SB_SEALED) && !read_only)
+		return cc_fail(err, -EROFS,
+			       "cannot attach '%s': it is sealed (it has children); attach it with "
+			       "--read-only, or attach a child", top);
 	if (!cowchain_layer_users(top, &u)) {
 		bool rw_loop = false;
 		const char *p = u.loops;
@@ -210,15 +219,6 @@ int cowchain_attach(const char *name, const char *top, bool read_only,
 				       top, u.loops, u.ndms ? " used by device " : "",
 				       u.ndms ? u.dms : "");
 	}
-	r = cowchain_layer_open(top, 0, &l, err);
-	if (r)
-		return r;
-	flags = cowchain_layer_sb(l)->flags;
-	cowchain_layer_close(l, NULL);
-	if ((flags & COWCHAIN_SB_SEALED) && !read_only)
-		return cc_fail(err, -EROFS,
-			       "cannot attach '%s': it is sealed (it has children); attach it with "
-			       "--read-only, or attach a child", top);
 	if ((flags & COWCHAIN_SB_AUTORESET) && !(flags & COWCHAIN_SB_SEALED)) {
 		r = cowchain_layer_reset(top, err);
 		if (r)

@@ -52,9 +52,6 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 	memcpy(uuid, cowchain_layer_sb(l)->uuid, 16);
 	flags = cowchain_layer_sb(l)->flags;
 	cowchain_layer_close(l, NULL);
-	if (!cowchain_layer_users(file, &u) && (u.ndms || u.nloops))
-		return cli_error("cannot delete '%s': it is attached (%s%s)", file,
-				 u.ndms ? "device " : "", u.ndms ? u.dms : u.loops);
 	dir = cc_dirname_cli(file);
 	dirs[nd++] = dir;
 	if (a->set[O_SEARCH]) {
@@ -78,6 +75,11 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 	if (nkids) {
 		r = cli_error("cannot delete '%s': it has %d child%s (%s); delete or merge %s first",
 			      file, nkids, nkids == 1 ? "" : "ren", kids, nkids == 1 ? "it" : "them");
+		goto out;
+	}
+	if (!cowchain_layer_users(file, &u) && (u.ndms || u.nloops)) {
+		r = cli_error("cannot delete '%s': it is attached (%s%s)", file,
+			      u.ndms ? "device " : "", u.ndms ? u.dms : u.loops);
 		goto out;
 	}
 	if ((flags & COWCHAIN_SB_SEALED) && !a->set[O_FORCE]) {

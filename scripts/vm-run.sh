@@ -13,7 +13,9 @@
 # Per kernel, DIR/KVER (default DIR: build/vm) is exported writable and
 # mounted in the guest at $COWCHAIN_OUT; the guest writes CMD's exit status
 # and its full dmesg there, and the host keeps the serial console in
-# DIR/KVER/console.log.
+# DIR/KVER/console.log and the kernel log, streamed live from /dev/kmsg
+# over a second serial port, in DIR/KVER/kmsg.log (useful when a hung guest
+# had to be killed and wrote no dmesg).
 #
 # Exit status (of the last failing kernel; 0 when all passed):
 #   CMD's own status, or
@@ -91,6 +93,10 @@ for m in $(cat /modules.list); do
 	insmod "/modules/$m" || echo "init: insmod $m failed"
 done
 fail() { echo "init: $*"; poweroff -f; }
+# The whole kernel log, live, on the second serial port (DIR/KVER/kmsg.log):
+# it survives a guest that hangs and has to be killed.
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+cat /dev/kmsg > /dev/ttyS1 2>/dev/null &
 mkdir -p /newroot
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro root /newroot ||
 	fail "cannot mount the host root over 9p"
@@ -178,6 +184,13 @@ build_initramfs() {
 # Lines in dmesg that fail a run, whatever CMD returned.
 bad_dmesg='(^|[^A-Za-z])BUG([^A-Za-z]|$)|WARNING:|Oops|general protection|list_add corruption|list_del corruption|blocked for more than|soft lockup'
 
+# report_bad KVER LOG: print LOG's kernel problems; false when there are none.
+report_bad() {
+	[ -f "$2" ] && grep -Eq "$bad_dmesg" "$2" || return 1
+	echo "vm-run: $1: the guest's kernel log shows a problem ($2):" >&2
+	grep -E "$bad_dmesg" "$2" | head -n 20 | sed 's/^/    /' >&2
+}
+
 run_one() {
 	local kver=$1; shift
 	local out="$outbase/$kver" accel cpu status start secs rc bios
@@ -215,23 +228,24 @@ run_one() {
 		-append "console=ttyS0 quiet loglevel=3 panic=-1 ${COWCHAIN_VM_DEBUGOPTS-slub_debug=FZPU page_poison=1} log_buf_len=16M rdinit=/init ${COWCHAIN_VM_APPEND:-}" \
 		-virtfs "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap" \
 		-virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
-		"${bios[@]}" -nographic -no-reboot -nic none </dev/null 2>&1 |
-		tr -d '\r' | tee "$out/console.log" || rc=$?
+		"${bios[@]}" -nographic -no-reboot -nic none \
+		-monitor none -serial stdio -serial "file:$out/kmsg.log" </dev/null 2>&1 |
+		sed -u 's/\r$//' | tee "$out/console.log" || rc=$?
 	secs=$(( ($(date +%s%N) - start) / 100000000 ))
 	secs=$((secs / 10)).$((secs % 10))
 
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-		echo "vm-run: $kver: TIMEOUT: no result after ${timeout}s, QEMU killed (console: $out/console.log)" >&2
+		echo "vm-run: $kver: TIMEOUT: no result after ${timeout}s, QEMU killed (console: $out/console.log, kernel log: $out/kmsg.log)" >&2
+		report_bad "$kver" "$out/kmsg.log" || true
 		return 124
 	fi
 	if [ ! -f "$out/exit-status" ]; then
-		echo "vm-run: $kver: the guest stopped without reporting a status (QEMU exit $rc; console: $out/console.log)" >&2
+		echo "vm-run: $kver: the guest stopped without reporting a status (QEMU exit $rc; console: $out/console.log, kernel log: $out/kmsg.log)" >&2
+		report_bad "$kver" "$out/kmsg.log" || true
 		return 126
 	fi
 	status=$(cat "$out/exit-status")
-	if grep -Eq "$bad_dmesg" "$out/dmesg"; then
-		echo "vm-run: $kver: the guest's dmesg shows a kernel problem ($out/dmesg):" >&2
-		grep -E "$bad_dmesg" "$out/dmesg" | head -n 20 | sed 's/^/    /' >&2
+	if report_bad "$kver" "$out/dmesg"; then
 		[ "$status" -ne 0 ] || status=125
 	fi
 	echo "vm-run: $kver: exit $status after ${secs}s"

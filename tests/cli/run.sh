@@ -187,5 +187,35 @@ run restore-dump good.json r.cow
 ok=0; [ $st = 1 ] && grep -q "^cowchain: 'r.cow' exists; use --force" <<<"$err" && ok=1
 result "restore-dump/no-overwrite" $ok "status $st, stderr: $err"
 
+# restore-dump as a repair tool: two entries share physical cluster 18;
+# restoring the dump as is is refused, the hand-fixed dump repairs it.
+if command -v jq >/dev/null; then
+	rm -f pt.cow; make_layer pt.cow && "$work/poke" set pt.cow 273 $((64 + 24)) 8 18
+	"$COWCHAIN" dump pt.cow >pt.json 2>/dev/null
+	run restore-dump pt.json pt.cow --force
+	ok=0; [ $st = 1 ] && grep -q "^cowchain: 'pt.json': physical cluster 18 is referenced twice" <<<"$err" && ok=1
+	result "restore-dump/refuses-shared-cluster" $ok "status $st, stderr: $err"
+	jq '.roots[0].maps[0].leaves[0].entries[1].phys = 19' pt.json >fixed.json
+	run restore-dump - pt.cow --force <fixed.json
+	"$COWCHAIN" check pt.cow >/dev/null 2>&1; cst=$?
+	ok=0; [ $st = 0 ] && [ $cst = 0 ] && ok=1
+	result "restore-dump/hand-repair" $ok "restore status $st ($err), check status $cst"
+	# Strictness: each of these edits is refused with the place named.
+	i=0
+	for edit in '.superblock.bogus = 1' \
+		    '.roots[0].maps[0].key = 5' \
+		    '.roots[0].maps[0].leaves[0].entries[0].present = "0xff"' \
+		    '.roots[0].maps[0].leaves[0].block = 18' \
+		    '.roots[0].maps[0].leaves[0].entries |= reverse'; do
+		i=$((i + 1))
+		jq "$edit" good.json >edit.json; rm -f e.cow
+		run restore-dump edit.json e.cow
+		ok=0; [ $st = 1 ] && grep -q "^cowchain: 'edit.json': " <<<"$err" && [ ! -e e.cow ] && ok=1
+		result "restore-dump/refuses-edit-$i" $ok "$edit: status $st, stderr: $err"
+	done
+else
+	echo "SKIP cli/restore-dump/hand-repair: jq not installed"
+fi
+
 echo "cli: $pass passed, $fail failed${xfail:+ ($xfail known failures)}"
 [ $fail = 0 ]

@@ -3,9 +3,11 @@
  * cowchain dump FILE [--output F]: the layer's metadata as JSON
  * (lib/dump.c; the format is docs/check.md, "dump format").
  *
- * Damaged blocks and entries are left out of the dump and named on
- * stderr; the exit status is then 1 so a script cannot mistake a partial
- * dump for a whole one.
+ * Every corruption found on the way is named on stderr and makes the exit
+ * status 1, so a script cannot mistake a partial dump for a whole one.
+ * Untrusted blocks and entries are left out of the dump; entries that are
+ * valid on their own but conflict (a shared cluster) are kept, so they
+ * can be fixed by hand (dump, edit, restore-dump).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +22,24 @@ static const struct cli_option options[] = {
 	[O_OUTPUT] = { "output", "F", "write the dump to F instead of standard output" },
 	{ NULL, NULL, NULL },
 };
+
+/*
+ * What the walker could not trust is not in the dump; what is valid on its
+ * own but conflicts with the rest (a shared cluster, a wrong count) is, so
+ * it can be fixed by hand and restored.
+ */
+static bool left_out(enum cowchain_problem code)
+{
+	switch (code) {
+	case CK_ROOT_BAD: case CK_MAP_BAD: case CK_LEAF_BAD:
+	case CK_PTR_OUT_OF_AREA: case CK_PTR_PAST_VSIZE: case CK_PTR_PAST_EOF:
+	case CK_BLOCK_TWICE: case CK_ENTRY_INVALID: case CK_ENTRY_PAST_VSIZE:
+	case CK_ENTRY_PHYS_RANGE:
+		return true;
+	default:
+		return false;
+	}
+}
 
 static int run(const struct cli_command *cmd, struct cli_args *a)
 {
@@ -42,8 +62,9 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 
 		if (p->severity != COWCHAIN_SEV_CORRUPT)
 			continue;
-		fprintf(stderr, "cowchain: warning: '%s': %s: %s (left out of the dump)\n",
-			rep.layers[rep.f[i].layer], p->message, rep.f[i].detail);
+		fprintf(stderr, "cowchain: warning: '%s': %s: %s%s\n",
+			rep.layers[rep.f[i].layer], p->message, rep.f[i].detail,
+			left_out(rep.f[i].code) ? " (left out of the dump)" : "");
 		status = EXIT_FAIL;
 	}
 	cowchain_check_report_free(&rep);

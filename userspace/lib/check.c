@@ -527,6 +527,12 @@ static int walk_leaf(struct walker *w, u64 blocknr, u64 key, const struct cowcha
 			       (unsigned long long)blocknr, (unsigned long long)vc, e.msg);
 			continue;
 		}
+		/*
+		 * Entries that are valid on their own but conflict with the
+		 * rest of the layer (a shared cluster, data past the end of
+		 * the file) still reach the walk callback: a dump must show
+		 * them so they can be fixed by hand.
+		 */
 		if (en.phys) {
 			owner = map_find(&w->data, en.phys);
 			if (owner) {
@@ -534,27 +540,25 @@ static int walk_leaf(struct walker *w, u64 blocknr, u64 key, const struct cowcha
 				       (unsigned long long)en.phys,
 				       (unsigned long long)*owner,
 				       (unsigned long long)vc);
-				continue;
-			}
-			if (map_put(&w->data, en.phys, vc))
-				return -ENOMEM;
-			if (w->ndata == w->capdata) {
-				size_t cap = w->capdata ? w->capdata * 2 : 64;
-				void *p = realloc(w->data_order, cap * sizeof(u64));
-
-				if (!p)
+			} else {
+				if (map_put(&w->data, en.phys, vc))
 					return -ENOMEM;
-				w->data_order = p;
-				w->capdata = cap;
+				if (w->ndata == w->capdata) {
+					size_t cap = w->capdata ? w->capdata * 2 : 64;
+					void *p = realloc(w->data_order, cap * sizeof(u64));
+
+					if (!p)
+						return -ENOMEM;
+					w->data_order = p;
+					w->capdata = cap;
+				}
+				w->data_order[w->ndata++] = en.phys;
 			}
-			w->data_order[w->ndata++] = en.phys;
 			/* Referenced all the same: a partial cluster is not a leak. */
-			if ((en.phys + 1) << w->sb.cluster_shift > w->file_size) {
+			if ((en.phys + 1) << w->sb.cluster_shift > w->file_size)
 				report(w, CK_ENTRY_PAST_EOF, 1, "leaf block %llu, cluster %llu: physical cluster %llu",
 				       (unsigned long long)blocknr, (unsigned long long)vc,
 				       (unsigned long long)en.phys);
-				continue;
-			}
 		}
 		if (w->ops && w->ops->entry)
 			w->stop = w->ops->entry(w->ops->ctx, vc, &en);

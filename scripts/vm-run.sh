@@ -29,6 +29,11 @@
 #   COWCHAIN_VM_MEM     guest RAM in MiB (default 3072)
 #   COWCHAIN_VM_CPUS    guest CPUs (default 2)
 #   COWCHAIN_VM_APPEND  extra kernel command line
+#   COWCHAIN_VM_WATCHDOG   watchdog_thresh for the guest (default 60 under TCG:
+#                       a soft lockup is then reported after 120 s instead of
+#                       20 s; TCG runs 10-50x slower than hardware and a
+#                       guest starved by other guests on a 2-CPU host would
+#                       otherwise report lockups that are only emulation lag)
 #   COWCHAIN_VM_DEBUGOPTS  memory debugging options (default
 #                       "slub_debug=FZPU page_poison=1"; they add ~15 s to a
 #                       TCG boot, set it empty for quick iterations)
@@ -210,8 +215,8 @@ run_one() {
 	done | sort -u > "$out/.keep"
 
 	case ${COWCHAIN_VM_ACCEL:-tcg} in
-	kvm) accel="kvm"; cpu=host ;;
-	tcg) accel="tcg,thread=multi"; cpu=max ;;
+	kvm) accel="kvm"; cpu=host; watchdog=${COWCHAIN_VM_WATCHDOG:-10} ;;
+	tcg) accel="tcg,thread=multi"; cpu=max; watchdog=${COWCHAIN_VM_WATCHDOG:-60} ;;
 	*) die "COWCHAIN_VM_ACCEL must be tcg or kvm" ;;
 	esac
 
@@ -225,7 +230,7 @@ run_one() {
 	timeout -k 10 "$timeout" qemu-system-x86_64 \
 		-accel "$accel" -cpu "$cpu" -smp "${COWCHAIN_VM_CPUS:-2}" -m "${COWCHAIN_VM_MEM:-3072}" \
 		-kernel "/boot/vmlinuz-$kver" -initrd "$top/build/initramfs/$kver.cpio.gz" \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 ${COWCHAIN_VM_DEBUGOPTS-slub_debug=FZPU page_poison=1} log_buf_len=16M rdinit=/init ${COWCHAIN_VM_APPEND:-}" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 ${COWCHAIN_VM_DEBUGOPTS-slub_debug=FZPU page_poison=1} watchdog_thresh=$watchdog log_buf_len=16M rdinit=/init ${COWCHAIN_VM_APPEND:-}" \
 		-virtfs "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap" \
 		-virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
 		"${bios[@]}" -nographic -no-reboot -nic none \

@@ -7,6 +7,7 @@
 #   make check               userspace unit tests + guest tests on every kernel
 #   make vm-check KVER=X     guest tests on one kernel
 #   make demo                the demo in a guest, on every kernel
+#   make bench [BENCH_KVER=X] [BENCH_QUICK=1]  benchmarks in a guest (build/bench/, docs/BENCHMARKS.md)
 #   make lint                shellcheck the scripts
 #   make clean
 #
@@ -35,7 +36,7 @@ else
 endif
 kdir_of = $(or $(KDIR),/lib/modules/$(1)/build)
 
-.PHONY: all userspace modules check vm-check demo lint clean $(addprefix module-,$(KVERS))
+.PHONY: all userspace modules check vm-check demo bench lint clean $(addprefix module-,$(KVERS))
 
 all: userspace modules
 
@@ -76,6 +77,9 @@ vm-check:
 
 demo: all
 	@$(TOP)/scripts/vm-run.sh --out $(BUILD)/demo -- $(TOP)/scripts/demo.sh
+
+bench: all
+	@$(TOP)/scripts/bench.sh --kernel "$(or $(BENCH_KVER),all)" $(if $(filter 1,$(BENCH_QUICK) $(QUICK)),--quick)
 
 lint:
 	shellcheck -x $(TOP)/scripts/*.sh $(TOP)/.ci/run $(TOP)/tests/run-check.sh $(TOP)/tests/guest/*.sh

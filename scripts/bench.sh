@@ -1,0 +1,54 @@
+#!/bin/bash
+# Run the benchmark suite in a guest and write the report.
+#
+#   scripts/bench.sh [--kernel KVER|all] [--quick]
+#
+# Per kernel: build/bench/KVER/{results.md,cells.tsv,extra.tsv,notes.txt,raw/}
+# (raw/ holds fio's JSON for every cell).  Prints each results.md.
+# Environment: BENCH_QUICK=1 (same as --quick), BENCH_KVER (same as --kernel),
+# COWCHAIN_VM_MEM (default here 5120 MiB: the RAM disks are pre-filled).
+set -euo pipefail
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+kernel=${BENCH_KVER:-all}
+quick=${BENCH_QUICK:-0}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kernel) kernel=$2; shift 2 ;;
+	--quick) quick=1; shift ;;
+	*) echo "usage: scripts/bench.sh [--kernel KVER|all] [--quick]" >&2; exit 2 ;;
+	esac
+done
+[ -z "$kernel" ] && kernel=all
+if [ "$kernel" = all ]; then mapfile -t kernels < <("$top/scripts/kernels.sh"); else kernels=("$kernel"); fi
+[ -x "$top/userspace/cowchain" ] || make -C "$top" userspace
+out=$top/build/bench
+mkdir -p "$out"
+rc=0
+for k in "${kernels[@]}"; do
+	[ -f "$top/build/kmod/$k/dm-cowchain.ko" ] || make -C "$top" modules KVER="$k"
+	rm -rf "${out:?}/$k"
+	host_load="$(cut -d' ' -f1-3 /proc/loadavg)"
+	host_qemus="$(pgrep -c qemu-system || true)"
+	start=$(date -u '+%Y-%m-%d %H:%M UTC')
+	s=$(date +%s)
+	COWCHAIN_VM_MEM=${COWCHAIN_VM_MEM:-5120} COWCHAIN_VM_DEBUGOPTS="" BENCH_QUICK=$quick \
+		"$top/scripts/vm-run.sh" --kernel "$k" --timeout 3600 --out "$out/vm" -- \
+		env BENCH_QUICK="$quick" "$top/tests/bench/bench-guest.sh" || rc=$?
+	mkdir -p "$out/$k"
+	cp -r "$out/vm/$k/bench/." "$out/$k/" 2>/dev/null || true
+	{
+		printf 'command\t%s\n' "make bench${quick:+ BENCH_QUICK=$quick} BENCH_KVER=$k"
+		printf 'date\t%s\n' "$start"
+		printf 'wall_s\t%s\n' "$(( $(date +%s) - s ))"
+		printf 'host_load_start\t%s\n' "$host_load"
+		printf 'host_load_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+		printf 'host_other_qemus_start\t%s\n' "$host_qemus"
+		printf 'host_cpus\t%s\n' "$(nproc)"
+		printf 'accel\t%s\n' "${COWCHAIN_VM_ACCEL:-tcg}"
+		printf 'git\t%s%s\n' "$(git -C "$top" rev-parse --short HEAD)" \
+			"$(git -C "$top" diff --quiet HEAD -- kernel userspace || echo ' (kernel/ or userspace/ modified in the working tree)')"
+	} >> "$out/$k/extra.tsv"
+	python3 "$top/tests/bench/report.py" "$out/$k" > "$out/$k/results.md" || rc=1
+	cat "$out/$k/results.md"
+done
+exit $rc

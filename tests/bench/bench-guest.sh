@@ -1,0 +1,458 @@
+#!/bin/bash
+# Benchmark driver; runs inside the guest (scripts/bench.sh starts it through
+# scripts/vm-run.sh).  Every cell is fio (direct=1, libaio) on a RAM-backed
+# device (brd, pre-filled), run interleaved with dm-linear on the same kind
+# of device in the same boot: rep 1 linear, rep 1 peers, rep 2 linear, ...
+#
+# Writes to $COWCHAIN_OUT/bench/:
+#   cells.tsv       row <TAB> peer <TAB> rep <TAB> iops <TAB> MiB/s <TAB> note
+#   raw/*.json      fio's JSON for every cell
+#   extra.tsv       key <TAB> value (activation, memory, setup facts)
+#   notes.txt       what was skipped and why
+#
+# BENCH_QUICK=1: 3 reps, 2 s per timed cell, fewer depths and peers.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$here/../.." && pwd)
+OUT=${COWCHAIN_OUT:-/tmp/cowchain-out}/bench
+QUICK=${BENCH_QUICK:-0}
+export DM_DISABLE_UDEV=1
+mkdir -p "$OUT/raw"
+: > "$OUT/cells.tsv"; : > "$OUT/extra.tsv"; : > "$OUT/notes.txt"
+W=/tmp/bench; mkdir -p "$W"
+
+if [ "$QUICK" = 1 ]; then REPS=3; RT=2; else REPS=5; RT=4; fi
+log() { echo "bench: $(date +%T) $*"; }
+note() { echo "$*" >> "$OUT/notes.txt"; log "NOTE: $*"; }
+extra() { printf '%s\t%s\n' "$1" "$2" >> "$OUT/extra.tsv"; }
+die() { log "FATAL: $*"; exit 1; }
+
+# private copies: the host may rebuild these while we run
+cp "$TOP/userspace/cowchain" "$W/cowchain"; CC=$W/cowchain
+ko="$TOP/build/kmod/$(uname -r)/dm-cowchain.ko"
+[ -f "$ko" ] || die "$ko missing (make modules)"
+cp "$ko" "$W/"
+modprobe dm-mod; modprobe dm-bufio 2>/dev/null
+for dep in $(modinfo -F depends "$W/dm-cowchain.ko" | tr , ' '); do modprobe "$dep"; done
+insmod "$W/dm-cowchain.ko" || die "insmod"
+modprobe dm-thin-pool || note "dm-thin-pool not loadable"
+modprobe dm-snapshot || note "dm-snapshot not loadable"
+modprobe loop
+extra kernel "$(uname -r)"
+extra ko_srcversion "$(modinfo -F srcversion "$W/dm-cowchain.ko")"
+extra guest_mem_mib $(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 ))
+extra guest_cpus "$(nproc)"
+extra reps "$REPS"; extra runtime_s "$RT"
+
+M=$((1024 * 1024))
+# Layout of every virtual disk (MiB): parent data, top data, empty, never written.
+V=512
+PD=0;    PDLEN=128     # held by the root layer (the parent)
+TD=128;  TDLEN=32      # written in the top before the rows
+EM=160                 # empty: first writes, one slice per rep and row
+NV=448;  NVLEN=64      # never written anywhere
+SL=8                   # slice size (MiB): 128 clusters of 64 KiB
+if [ "$QUICK" = 1 ]; then DEPTHS_R="2 8 64"; DEPTHS_W="4 64"; SNAPN="1 16"
+else DEPTHS_R="2 8 32 64"; DEPTHS_W="4 16 64"; SNAPN="1 4 16"; fi
+
+# ------------------------------------------------------------------ brd
+NRAM=200
+modprobe brd rd_nr=$NRAM rd_size=$(( (V + 64) * 1024 )) max_part=0 || die "brd"
+next_ram=0
+ram() { echo "/dev/ram$next_ram"; next_ram=$((next_ram + 1)); }
+# prefill DEV MIB: write MIB MiB of non-zero data so brd's pages exist
+prefill() {
+	fio --name=fill --filename="$1" --rw=write --bs=1M --iodepth=8 --direct=1 \
+		--ioengine=libaio --size="${2}M" --buffer_pattern=0x5a --output=/dev/null ||
+		die "prefill $1"
+}
+zerofill() {  # DEV MIB: zeroes (for devices that hold layer images)
+	dd if=/dev/zero of="$1" bs=1M count="$2" oflag=direct status=none || die "zerofill $1"
+}
+dmc() { dmsetup create "$1" --table "$2" || die "dmsetup create $1: $2"; }
+
+# ------------------------------------------------------------------ fio cells
+# cell ROW PEER REP DEV FIO-ARGS...: one fio run, appended to cells.tsv
+cell() {
+	local row=$1 peer=$2 rep=$3 dev=$4 j
+	shift 4
+	j="$OUT/raw/$row.$peer.$rep.json"
+	if ! fio --name="$row" --filename="$dev" --direct=1 --ioengine=libaio \
+		--output-format=json --output="$j" "$@" > "$OUT/raw/$row.$peer.$rep.err" 2>&1; then
+		log "fio failed: $row $peer rep $rep: $(tail -c 300 "$OUT/raw/$row.$peer.$rep.err")"
+		printf '%s\t%s\t%s\tNA\tNA\tfio-failed\n' "$row" "$peer" "$rep" >> "$OUT/cells.tsv"
+		return
+	fi
+	rm -f "$OUT/raw/$row.$peer.$rep.err"
+	jq -r --arg r "$row" --arg p "$peer" --arg n "$rep" \
+		'.jobs[0] as $j | [$r, $p, $n, ($j.read.iops + $j.write.iops),
+		 (($j.read.bw + $j.write.bw) / 1024), ""] | @tsv' "$j" >> "$OUT/cells.tsv"
+}
+T() { echo "--time_based --runtime=$RT"; }
+# slice REGION_MIB SLOT REP: offset (bytes) of this rep's 16 MiB slice
+slice() { echo $(( ($1 + ($2 + $3 - 1) * SL) * M )); }
+
+# row ROW "PEER=DEV ..." FIO-ARGS (with @S@ replaced by the rep's slice
+# offset when SLICE is set in the environment as "REGION SLOT").
+row() {
+	local r=$1 peers=$2 rep pd p d args
+	shift 2
+	log "row $r ($peers)"
+	for ((rep = 1; rep <= REPS; rep++)); do
+		for pd in $peers; do
+			p=${pd%%=*}; d=${pd#*=}
+			args=("$@")
+			if [ -n "${SLICE:-}" ]; then
+				# shellcheck disable=SC2086
+				args=("${args[@]//@S@/$(slice $SLICE "$rep")}")
+			fi
+			cell "$r" "$p" "$rep" "$d" "${args[@]}"
+		done
+	done
+}
+
+# ------------------------------------------------------------------ baseline
+LIN=$(ram); prefill "$LIN" $V
+dmc b-lin "0 $((V * 2048)) linear $LIN 0"
+lin=/dev/mapper/b-lin
+
+# ------------------------------------------------------------------ cowchain chains
+# Root: parent data over PD; a spine of 62 near-empty layers, each holding
+# a few clusters and sub-blocks in the top-data range (so the resolved
+# index holds entries of every layer); tops of depth 2..64 are children of
+# the spine.  Images are built as sparse files with the tool, then copied
+# extent by extent onto zero-filled RAM disks.
+log "building chains"
+mkdir -p "$W/img"
+"$CC" create "$W/img/root.cow" --size ${V}M >/dev/null || die "create root"
+"$CC" write "$W/img/root.cow" --offset 0 --pattern 0xa5 --length $((PDLEN * M)) >/dev/null || die "write root"
+prev=$W/img/root.cow
+declare -A SPINE; SPINE[1]=$prev
+for ((i = 2; i <= 63; i++)); do
+	f=$W/img/s$i.cow
+	"$CC" create "$f" --parent "$prev" >/dev/null || die "create $f"
+	"$CC" write "$f" --offset $(( (TD + (i % 32)) * M )) --pattern $i --length 65536 >/dev/null
+	"$CC" write "$f" --offset $(( (TD + (i % 32)) * M + 131072 + 4096 * (i % 16) )) --pattern $i --length 4096 >/dev/null
+	SPINE[$i]=$f; prev=$f
+done
+# depth d: top + spine d-1 .. 2 + root
+ALLD=$(echo "$DEPTHS_R $DEPTHS_W 2 4" | tr ' ' '\n' | sort -nu | tr '\n' ' ')
+declare -A LDEV   # layer file -> ram device
+layer_dev() {  # FILE: its ram device, copied on first use (ancestors: read-only use)
+	local f=$1 d
+	if [ -z "${LDEV[$f]:-}" ]; then
+		d=$(ram); zerofill "$d" 1
+		python3 "$here/sparse-copy.py" "$f" "$d" || die "copy $f"
+		LDEV[$f]=$d
+	fi
+	echo "${LDEV[$f]}"
+}
+for d in $ALLD; do
+	t=$W/img/t$d.cow
+	"$CC" create "$t" --parent "${SPINE[$((d - 1))]}" >/dev/null || die "create $t"
+done
+for d in $ALLD; do
+	t=$W/img/t$d.cow
+	# the top's new clusters land in its pre-filled space
+	case $d in 2) zf=200 ;; 4) zf=128 ;; *) zf=96 ;; esac
+	td=$(ram); zerofill "$td" $zf
+	python3 "$here/sparse-copy.py" "$t" "$td" || die "copy $t"
+	anc=""
+	for ((i = d - 1; i >= 1; i--)); do anc="$anc $(layer_dev "${SPINE[$i]}")"; done
+	dmc "b-cc$d" "0 $((V * 2048)) cowchain $td $((d - 1))$anc -"
+	extra "status_cc$d" "$(dmsetup status "b-cc$d")"
+done
+cc=/dev/mapper/b-cc2
+# top data: written through the device
+for d in $ALLD; do
+	fio --name=td --filename=/dev/mapper/b-cc$d --rw=write --bs=1M --iodepth=4 --direct=1 \
+		--ioengine=libaio --offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null || die "td $d"
+done
+sync
+
+# ------------------------------------------------------------------ dm-thin
+PEERS_R="cowchain=$cc"   # peers for read/overwrite rows
+PEERS_W="cowchain=$cc"   # peers for first-write / copy-up rows
+thin_setup() {  # NAME ZEROING(0|1)
+	local n=$1 z=$2 md dd feat=""
+	md=$(ram); prefill "$md" 64; dd if=/dev/zero of="$md" bs=4096 count=1 oflag=direct status=none
+	dd=$(ram); prefill "$dd" 320
+	[ "$z" = 0 ] && feat="1 skip_block_zeroing"
+	dmc "b-$n-pool" "0 $(( (V + 16) * 2048 )) thin-pool $md $dd 128 0 ${feat:-0}" || return 1
+	dmsetup message "b-$n-pool" 0 "create_thin 0" || return 1
+	dmc "b-$n-base" "0 $((V * 2048)) thin /dev/mapper/b-$n-pool 0"
+	fio --name=pd --filename=/dev/mapper/b-$n-base --rw=write --bs=1M --iodepth=4 --direct=1 \
+		--ioengine=libaio --offset=0 --size=$((PDLEN * M)) --buffer_pattern=0xa5 --output=/dev/null
+	dmsetup suspend "b-$n-base"
+	dmsetup message "b-$n-pool" 0 "create_snap 1 0" || return 1
+	dmsetup resume "b-$n-base"
+	dmc "b-$n" "0 $((V * 2048)) thin /dev/mapper/b-$n-pool 1"
+	fio --name=td --filename=/dev/mapper/b-$n --rw=write --bs=1M --iodepth=4 --direct=1 \
+		--ioengine=libaio --offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null
+}
+if [ -d /sys/module/dm_thin_pool ]; then
+	log "dm-thin"
+	thin_setup thin 1 && { PEERS_R="$PEERS_R thin=/dev/mapper/b-thin"; PEERS_W="$PEERS_W thin=/dev/mapper/b-thin"; }
+	thin_setup thinnz 0 && PEERS_W="$PEERS_W thin-nozero=/dev/mapper/b-thinnz"
+fi
+
+# ------------------------------------------------------------------ dm-snapshot
+# one snapshot of an origin holding the parent data; the benchmarked device
+# is the snapshot (writes to it copy a 64 KiB chunk up from the origin)
+if [ -d /sys/module/dm_snapshot ]; then
+	log "dm-snapshot"
+	so=$(ram); prefill "$so" $V
+	sc=$(ram); prefill "$sc" 200; dd if=/dev/zero of="$sc" bs=1M count=1 oflag=direct status=none
+	dmc b-snap-o "0 $((V * 2048)) snapshot-origin $so"
+	dmc b-snap "0 $((V * 2048)) snapshot $so $sc P 128"
+	fio --name=td --filename=/dev/mapper/b-snap --rw=write --bs=1M --iodepth=4 --direct=1 \
+		--ioengine=libaio --offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null
+	PEERS_R="$PEERS_R snapshot=/dev/mapper/b-snap"; PEERS_W="$PEERS_W snapshot=/dev/mapper/b-snap"
+fi
+
+# ------------------------------------------------------------------ qcow2 over qemu-nbd
+declare -A QDEV
+NBD_OK=0
+if command -v qemu-nbd >/dev/null && modprobe nbd nbds_max=16 2>/dev/null; then NBD_OK=1
+else note "qcow2: qemu-nbd or the nbd module is missing: no qcow2 cells"; fi
+nbd_i=0
+# qchain NAME DEPTH EXTL2(on|off): base with parent data + DEPTH-2 empty
+# intermediates + top, each on its own RAM disk; exported on /dev/nbdN.
+declare -A QBASE
+qchain() {
+	local n=$1 depth=$2 x=$3 base prev d i nbd
+	if [ -z "${QBASE[$x]:-}" ]; then
+		base=$(ram); zerofill "$base" 1
+		qemu-img create -q -f qcow2 -o cluster_size=65536,extended_l2=$x "$base" ${V}M || return 1
+		# parent data written through qemu-nbd into the base (shared by every chain)
+		nbd=/dev/nbd15
+		qemu-nbd -f qcow2 --cache=none --aio=native -c "$nbd" "$base" || return 1
+		sleep 0.5
+		fio --name=pd --filename=$nbd --rw=write --bs=1M --iodepth=4 --direct=1 --ioengine=libaio \
+			--size=$((PDLEN * M)) --buffer_pattern=0xa5 --output=/dev/null
+		qemu-nbd -d "$nbd" >/dev/null; sleep 0.3
+		QBASE[$x]=$base
+	fi
+	prev=${QBASE[$x]}
+	for ((i = 2; i <= depth; i++)); do
+		d=$(ram); zerofill "$d" 1
+		qemu-img create -q -f qcow2 -o cluster_size=65536,extended_l2=$x \
+			-b "$prev" -F qcow2 "$d" ${V}M || return 1
+		prev=$d
+	done
+	nbd=/dev/nbd$nbd_i; nbd_i=$((nbd_i + 1))
+	qemu-nbd -f qcow2 --cache=none --aio=native -c "$nbd" "$prev" || return 1
+	sleep 0.5
+	fio --name=td --filename=$nbd --rw=write --bs=1M --iodepth=4 --direct=1 --ioengine=libaio \
+		--offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null || return 1
+	QDEV[$n]=$nbd
+}
+if [ $NBD_OK = 1 ]; then
+	log "qcow2"
+	if qchain q2 2 off && qchain q2x 2 on; then
+		PEERS_R="$PEERS_R qcow2=${QDEV[q2]} qcow2-xl2=${QDEV[q2x]}"
+		PEERS_W="$PEERS_W qcow2=${QDEV[q2]} qcow2-xl2=${QDEV[q2x]}"
+		# nbd's own cost: qemu-nbd exporting the raw linear device
+		nbd=/dev/nbd$nbd_i; nbd_i=$((nbd_i + 1))
+		if qemu-nbd -f raw --cache=none --aio=native -c "$nbd" "$lin"; then
+			sleep 0.5; PEERS_R="$PEERS_R nbd-raw=$nbd"; PEERS_W="$PEERS_W nbd-raw=$nbd"; QDEV[raw]=$nbd
+		fi
+	else
+		note "qcow2: setting up a qcow2 chain over qemu-nbd failed: no qcow2 cells"; NBD_OK=0
+	fi
+fi
+extra peers_read "$PEERS_R"
+extra peers_write "$PEERS_W"
+free -m | sed 's/^/bench: /'
+
+# ================================================================== rows
+L="linear=$lin"
+TDR="--offset=$((TD * M)) --size=$((TDLEN * M))"
+# shellcheck disable=SC2046,SC2086
+{
+row rr4k-qd1-top  "$L $PEERS_R" --rw=randread --bs=4k --iodepth=1 $TDR $(T)
+row rr4k-qd32-top "$L $PEERS_R" --rw=randread --bs=4k --iodepth=32 $TDR $(T)
+row rr4k-never    "$L $PEERS_R" --rw=randread --bs=4k --iodepth=1 --offset=$((NV * M)) --size=$((NVLEN * M)) $(T)
+row seqread-1m    "$L $PEERS_R" --rw=read --bs=1M --iodepth=4 $TDR $(T)
+row seqwrite-1m   "$L $PEERS_R" --rw=write --bs=1M --iodepth=4 $TDR $(T)
+row ow4k-qd1      "$L $PEERS_R" --rw=randwrite --bs=4k --iodepth=1 $TDR $(T)
+row ow4k-qd32     "$L $PEERS_R" --rw=randwrite --bs=4k --iodepth=32 $TDR $(T)
+row fsync-ow4k    "$L $PEERS_R" --rw=randwrite --bs=4k --iodepth=1 --fsync=1 $TDR $(T)
+# first writes: one 4 KiB write into each 64 KiB cluster of a fresh slice
+SLICE="$EM 0" row fw4k "$L $PEERS_W" --rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
+SLICE="$PD 0" row cu4k "$L $PEERS_W" --rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
+SLICE="$PD 5" row cu64k "$L $PEERS_W" --rw=write --bs=64k --iodepth=1 --offset=@S@ --size=$((SL * M))
+SLICE="$EM 5" row fsync-fw4k "$L $PEERS_W" --rw=write:60k --bs=4k --iodepth=1 --fsync=1 --offset=@S@ --size=$((SL / 2 * M))
+}
+
+# depth rows: cowchain tops of each depth (data in the root); qcow2 chains
+# of the same depth; dm-snapshot: origin writes with N snapshots
+for d in $DEPTHS_R; do
+	p="cowchain=/dev/mapper/b-cc$d"
+	if [ $NBD_OK = 1 ] && [ "$d" != 2 ]; then qchain "q$d" "$d" off && p="$p qcow2=${QDEV[q$d]}"; fi
+	[ "$d" = 2 ] && [ $NBD_OK = 1 ] && p="$p qcow2=${QDEV[q2]}"
+	row "rr4k-depth$d" "$L $p" --rw=randread --bs=4k --iodepth=1 --offset=$((PD * M)) --size=$((PDLEN * M)) $(T)
+done
+for d in $DEPTHS_W; do
+	p="cowchain=/dev/mapper/b-cc$d"
+	[ -n "${QDEV[q$d]:-}" ] && p="$p qcow2=${QDEV[q$d]}"
+	SLICE="$PD 0" row "cu4k-depth$d" "$L $p" --rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
+done
+if [ -d /sys/module/dm_snapshot ]; then
+	so=$(ram); prefill "$so" $PDLEN
+	dmc b-sn-o "0 $((V * 2048)) snapshot-origin $so"
+	nmax=$(echo "$SNAPN" | tr ' ' '\n' | sort -n | tail -1)
+	for ((i = 1; i <= nmax; i++)); do
+		sc=$(ram); zerofill "$sc" 1
+		dmc "b-sn$i" "0 $((V * 2048)) snapshot $so $sc P 128"
+	done
+	slot=0
+	for n in $(echo "$SNAPN" | tr ' ' '\n' | sort -rn); do
+		for ((i = nmax; i > n; i--)); do dmsetup remove "b-sn$i"; done
+		nmax=$n
+		SLICE="$PD $slot" row "cu4k-snaporigin$n" "$L snapshot=/dev/mapper/b-sn-o" \
+			--rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
+		slot=$((slot + REPS))
+	done
+fi
+# 70/30 mix over a 4-layer chain (a 16 MiB slice of parent data per rep)
+p="cowchain=/dev/mapper/b-cc4"
+case " $PEERS_W " in *" thin="*) p="$p thin=/dev/mapper/b-thin" ;; esac
+SLICE="$PD 10" row mix7030-depth4 "$L $p" --rw=randrw --rwmixread=70 --bs=4k --iodepth=16 \
+	--offset=@S@ --size=$((SL * M)) $(T)
+
+# ------------------------------------------------------------------ loop devices on files
+# (tmpfs files, the loop driver's default buffered mode): cowchain depth 2
+# on two loop devices vs dm-linear over a loop device on a same-size file
+log "loop"
+LV=256
+mkdir -p "$W/loop"
+"$CC" create "$W/loop/r.cow" --size ${LV}M >/dev/null
+"$CC" write "$W/loop/r.cow" --offset 0 --pattern 0xa5 --length $((128 * M)) >/dev/null
+"$CC" create "$W/loop/t.cow" --parent "$W/loop/r.cow" >/dev/null
+lr=$(losetup -f --show --read-only "$W/loop/r.cow"); lt=$(losetup -f --show "$W/loop/t.cow")
+dmc b-lcc "0 $((LV * 2048)) cowchain $lt 1 $lr -"
+truncate -s $((LV + 16))M "$W/loop/lin.img"; ll=$(losetup -f --show "$W/loop/lin.img")
+prefill "$ll" $((LV + 16))
+dmc b-llin "0 $((LV * 2048)) linear $ll 0"
+fio --name=td --filename=/dev/mapper/b-lcc --rw=write --bs=1M --iodepth=4 --direct=1 --ioengine=libaio \
+	--offset=$((128 * M)) --size=$((32 * M)) --output=/dev/null
+LL="linear=/dev/mapper/b-llin"; LP="cowchain=/dev/mapper/b-lcc"
+# shellcheck disable=SC2046
+{
+row loop-rr4k-top    "$LL $LP" --rw=randread --bs=4k --iodepth=1 --offset=$((128 * M)) --size=$((32 * M)) $(T)
+row loop-rr4k-parent "$LL $LP" --rw=randread --bs=4k --iodepth=1 --offset=0 --size=$((128 * M)) $(T)
+row loop-ow4k        "$LL $LP" --rw=randwrite --bs=4k --iodepth=1 --offset=$((128 * M)) --size=$((32 * M)) $(T)
+SLICE="0 0" row loop-cu4k "$LL $LP" --rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
+SLICE="160 0" row loop-fw4k "$LL $LP" --rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
+}
+
+# ------------------------------------------------------------------ ext4 on top
+log "ext4"
+mkdir -p /mnt/e-lin /mnt/e-cc
+# a fresh depth-2 chain: a new top over the root (t2's files are in use;
+# make a sibling of t2 under the root instead)
+"$CC" create "$W/img/e.cow" --parent "$W/img/root.cow" --force >/dev/null || die "create e.cow"
+ed=$(ram); zerofill "$ed" 160; python3 "$here/sparse-copy.py" "$W/img/e.cow" "$ed"
+dmc b-ecc "0 $((V * 2048)) cowchain $ed 1 ${LDEV[$W/img/root.cow]} -"
+dmsetup remove b-lcc b-llin 2>/dev/null
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 /dev/mapper/b-ecc || die "mkfs cc"
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$lin" || die "mkfs lin"
+mount /dev/mapper/b-ecc /mnt/e-cc && mount "$lin" /mnt/e-lin || die "mount"
+for m in /mnt/e-lin /mnt/e-cc; do
+	fio --name=lay --filename=$m/f --rw=write --bs=1M --size=64M --direct=1 --output=/dev/null
+done
+EL="linear=/mnt/e-lin/f"; EC="cowchain=/mnt/e-cc/f"
+# shellcheck disable=SC2046
+{
+row ext4-randrw4k "$EL $EC" --rw=randrw --rwmixread=70 --bs=4k --iodepth=16 --size=64M $(T)
+row ext4-fsync4k  "$EL $EC" --rw=randwrite --bs=4k --iodepth=1 --fsync=1 --size=64M $(T)
+}
+# many small files: untar of /usr/include (a kernel-tree-like tarball is not
+# available offline), then sync, timed
+tar -C / -cf "$W/inc.tar" usr/include 2>/dev/null
+extra untar_bytes "$(stat -c %s "$W/inc.tar")"
+for ((rep = 1; rep <= REPS; rep++)); do
+	for pm in linear=/mnt/e-lin cowchain=/mnt/e-cc; do
+		p=${pm%%=*}; m=${pm#*=}
+		rm -rf "$m/u"; mkdir "$m/u"; sync
+		s=$(date +%s.%N)
+		tar -C "$m/u" -xf "$W/inc.tar" && sync
+		e=$(date +%s.%N)
+		# "iops" column: untars per second
+		printf '%s\t%s\t%s\t%s\tNA\t\n' ext4-untar "$p" "$rep" "$(awk -v s="$s" -v e="$e" 'BEGIN {print 1 / (e - s)}')" >> "$OUT/cells.tsv"
+	done
+done
+umount /mnt/e-cc /mnt/e-lin
+
+# ------------------------------------------------------------------ teardown of the rows' devices
+for n in "${!QDEV[@]}"; do qemu-nbd -d "${QDEV[$n]}" >/dev/null 2>&1; done
+dmsetup remove_all 2>/dev/null || dmsetup remove_all --force
+for l in $(losetup -n -O NAME); do losetup -d "$l"; done
+free -m | sed 's/^/bench: /'
+
+# ------------------------------------------------------------------ activation and memory
+# depth 16; each layer has 10% of its clusters allocated (one 4 KiB
+# sub-block written into each, so the layer files stay small).
+AV=${BENCH_ACT_GIB:-4}
+[ "$QUICK" = 1 ] && AV=1
+log "activation: depth 16, ${AV} GiB virtual, 10% per layer"
+extra act_virtual_gib "$AV"
+rm -rf "$W/img" "$W/loop"
+mkdir -p "$W/act"; cd "$W/act" || die cd
+ncl=$(( AV * 16384 ))          # 64 KiB clusters
+per=$(( ncl / 10 ))
+"$CC" create l1.cow --size ${AV}G >/dev/null || die "create act"
+dev=$("$CC" attach act l1.cow) || die "attach act"
+for ((i = 1; i <= 16; i++)); do
+	off=$(( (i - 1) * ncl / 16 ))
+	# clusters off .. off+per (wrapping)
+	if (( off + per <= ncl )); then
+		fio --name=a --filename="$dev" --rw=write:60k --bs=4k --iodepth=32 --direct=1 --ioengine=libaio \
+			--offset=$((off * 65536)) --size=$((per * 65536)) --output=/dev/null || die "act fio"
+	else
+		fio --name=a --filename="$dev" --rw=write:60k --bs=4k --iodepth=32 --direct=1 --ioengine=libaio \
+			--offset=$((off * 65536)) --size=$(( (ncl - off) * 65536)) --output=/dev/null || die "act fio"
+		fio --name=a --filename="$dev" --rw=write:60k --bs=4k --iodepth=32 --direct=1 --ioengine=libaio \
+			--offset=0 --size=$(( (per - (ncl - off)) * 65536)) --output=/dev/null || die "act fio"
+	fi
+	[ $i -lt 16 ] && { "$CC" snapshot act "l$((i + 1)).cow" >/dev/null || die "snapshot $i"; }
+done
+extra act_status "$(dmsetup status act)"
+"$CC" detach act >/dev/null || die "detach act"
+extra act_files_kib "$(du -sk . | cut -f1)"
+extra act_clusters_per_layer "$per"
+# devices for the chain: loop, then measure create/remove
+"$CC" attach act l16.cow >/dev/null || die "attach act 2"
+tbl=$(dmsetup table act)
+dmsetup remove act
+mi() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
+for ((rep = 1; rep <= REPS; rep++)); do
+	sync; echo 3 > /proc/sys/vm/drop_caches; sleep 1
+	s0=$(mi Slab); v0=$(mi VmallocUsed); p0=$(mi Percpu)
+	t0=$(date +%s%N)
+	dmsetup create act --table "$tbl" || die "create act"
+	t1=$(date +%s%N)
+	sleep 1
+	s1=$(mi Slab); v1=$(mi VmallocUsed); p1=$(mi Percpu)
+	printf '%s\t%s\t%s\t%s\tNA\t\n' act-depth16-ms cowchain "$rep" $(( (t1 - t0) / 1000000 )) >> "$OUT/cells.tsv"
+	printf '%s\t%s\t%s\t%s\tNA\t\n' act-depth16-kib cowchain "$rep" $(( s1 - s0 + v1 - v0 + p1 - p0 )) >> "$OUT/cells.tsv"
+	extra "act_rep$rep" "slab $((s1 - s0)) KiB vmalloc $((v1 - v0)) KiB percpu $((p1 - p0)) KiB time $(( (t1 - t0) / 1000000 )) ms"
+	t0=$(date +%s%N)
+	dmsetup create act-lin --table "0 $(( AV * 2097152 )) linear $(awk '{print $4}' <<< "$tbl") 0" || die "lin"
+	t1=$(date +%s%N)
+	printf '%s\t%s\t%s\t%s\tNA\t\n' act-depth16-ms linear "$rep" $(( (t1 - t0) / 1000000 )) >> "$OUT/cells.tsv"
+	dmsetup remove act-lin; dmsetup remove act
+done
+dmsetup create act --table "$tbl" && { extra act_status2 "$(dmsetup status act)"; dmsetup remove act; }
+for l in $(losetup -n -O NAME); do losetup -d "$l"; done
+
+# ------------------------------------------------------------------ merge
+if "$CC" --help 2>&1 | grep -q '^ *merge '; then
+	note "merge: 'cowchain merge' exists but the bench row is not written yet"
+else
+	note "merge: the tool has no 'merge' command yet: no merge row"
+fi
+rmmod dm-cowchain 2>/dev/null
+log "done"

@@ -86,6 +86,26 @@ int cowchain_layer_checkpoint(struct cowchain_layer *l, struct cowchain_error *e
 int cowchain_layer_set_flags(struct cowchain_layer *l, u32 set, u32 clear,
 			     struct cowchain_error *err);
 
+/*
+ * Throw away every mapping of a layer open for writing (FORMAT.md 8,
+ * AUTORESET): generation bumped first, root table emptied, committed and
+ * checkpointed, a file's cluster area punched out.  O(root table).  The
+ * handle may only be closed afterwards (whatever the result); close then
+ * writes nothing.
+ */
+int cowchain_layer_empty(struct cowchain_layer *l, struct cowchain_error *err);
+
+/*
+ * Grow the virtual size of a layer open for writing to size bytes (a
+ * superblock write; a file grows, sparse, to the new capacity).  The root
+ * table must already cover size.  -EINVAL when shrinking, -EFBIG when the
+ * root table is too small.
+ */
+int cowchain_layer_set_size(struct cowchain_layer *l, u64 size, struct cowchain_error *err);
+
+/* Close without writing anything (after a failed change). */
+void cowchain_layer_abandon(struct cowchain_layer *l);
+
 const struct cowchain_sb *cowchain_layer_sb(const struct cowchain_layer *l);
 const char *cowchain_layer_path(const struct cowchain_layer *l);
 bool cowchain_layer_writable(const struct cowchain_layer *l);

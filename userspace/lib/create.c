@@ -188,7 +188,7 @@ int cowchain_create(const char *path, const struct cowchain_create_opts *o,
 	struct cowchain_err ferr;
 	struct stat st;
 	int fd = -1, r;
-	bool blkdev = false;
+	bool blkdev = false, existed = false, made = false, sealed = false;
 	char *dir;
 
 	memset(&sb, 0, sizeof(sb));
@@ -208,6 +208,7 @@ int cowchain_create(const char *path, const struct cowchain_create_opts *o,
 	sb.uuid[8] = (sb.uuid[8] & 0x3f) | 0x80;
 
 	if (!stat(path, &st)) {
+		existed = true;
 		if (!o->force)
 			return cc_failf(err, -EEXIST, path, "already exists (use --force to overwrite)");
 		blkdev = S_ISBLK(st.st_mode);
@@ -275,6 +276,8 @@ int cowchain_create(const char *path, const struct cowchain_create_opts *o,
 		r = cc_fail(err, -errno, "cannot create '%s': %s", path, strerror(errno));
 		goto out;
 	}
+	/* from here on a failure removes the file if we created it */
+	made = !existed;
 	if (blkdev) {
 		u64 dsize, cap;
 
@@ -303,6 +306,7 @@ int cowchain_create(const char *path, const struct cowchain_create_opts *o,
 		r = cowchain_layer_set_flags(parent, COWCHAIN_SB_SEALED, 0, err);
 		if (r)
 			goto out;
+		sealed = true;
 	}
 	r = write_layer(fd, path, &sb, err);
 	if (r)
@@ -320,6 +324,14 @@ int cowchain_create(const char *path, const struct cowchain_create_opts *o,
 out:
 	if (fd >= 0)
 		close(fd);
+	if (r && made)
+		unlink(path);
+	if (r && sealed) {
+		/* it had no child before (else it was sealed): undo the seal */
+		struct cowchain_error e2;
+
+		cowchain_layer_set_flags(parent, 0, COWCHAIN_SB_SEALED, &e2);
+	}
 	if (parent) {
 		struct cowchain_error e2;
 		int r2 = cowchain_layer_close(parent, &e2);

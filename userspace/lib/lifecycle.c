@@ -4,15 +4,9 @@
  * AUTORESET flag, growing the virtual size, and saving / putting back the
  * raw superblock slots around a live snapshot.
  *
- * Reset, in order (FORMAT.md 8, "AUTORESET"):
- *  1. open for writing (refuses sealed layers and other writers);
- *  2. bump the generation (superblock write) before anything changes, so
- *     no child made from the old contents can ever bind to the new ones;
- *  3. set every root pointer to 0 and commit (one journal transaction per
- *     252 root blocks), then checkpoint (roots home, superblock last);
- *  4. punch the cluster area out of a file (every cluster is free now).
- * A crash before 3's transaction is durable leaves the old contents; after
- * it, the empty layer.  The cost is the root table, not the disk size.
+ * Reset and grow open the layer and call cowchain_layer_empty() /
+ * cowchain_layer_set_size() (layer_life.c, where their order and crash
+ * analysis are written down); this file uses the public layer API only.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,45 +16,21 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
-#include "internal.h"
+#include "internal.h"	/* error and I/O helpers only, no layer fields */
 #include "lifecycle.h"
 
 int cowchain_layer_reset(const char *path, struct cowchain_error *err)
 {
 	struct cowchain_layer *l;
-	struct stat st;
-	u64 r;
 	int ret;
 
 	ret = cowchain_layer_open(path, COWCHAIN_OPEN_WRITE, &l, err);
 	if (ret)
 		return ret;
-	ret = cc_prepare_write(l, err);
-	for (r = 0; !ret && r < l->sb.root_blocks; r++) {
-		memset(l->root[r]->img->ptr.ptr, 0, sizeof(l->root[r]->img->ptr.ptr));
-		l->root[r]->dirty = true;
-	}
-	if (!ret)
-		ret = cowchain_layer_commit(l, err);
-	if (!ret)
-		ret = cowchain_layer_checkpoint(l, err);
-	if (!ret && !fstat(l->fd, &st) && S_ISREG(st.st_mode)) {
-		u64 start = l->sb.data_start << l->sb.cluster_shift;
-		u64 end = l->sb.capacity << l->sb.cluster_shift;
-
-		/* best effort: space only, the index no longer references it */
-		if (!fallocate(l->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			       (off_t)start, (off_t)(end - start)))
-			fdatasync(l->fd);
-	}
-	if (ret) {
-		l->failed = true;	/* nothing more to write on close */
-		cowchain_layer_close(l, NULL);
-		return ret;
-	}
-	/* the in-memory index still names the old blocks: drop it unwritten */
-	l->failed = true;
-	return cowchain_layer_close(l, err);
+	ret = cowchain_layer_empty(l, err);
+	/* the handle's index names the old blocks: nothing more to write */
+	cowchain_layer_abandon(l);
+	return ret;
 }
 
 int cowchain_layer_set_autoreset(const char *path, bool on, struct cowchain_error *err)
@@ -71,7 +41,7 @@ int cowchain_layer_set_autoreset(const char *path, bool on, struct cowchain_erro
 	r = cowchain_layer_open(path, COWCHAIN_OPEN_WRITE, &l, err);
 	if (r)
 		return r;
-	if (!!(l->sb.flags & COWCHAIN_SB_AUTORESET) != on)
+	if (!!(cowchain_layer_sb(l)->flags & COWCHAIN_SB_AUTORESET) != on)
 		r = cowchain_layer_set_flags(l, on ? COWCHAIN_SB_AUTORESET : 0,
 					     on ? 0 : COWCHAIN_SB_AUTORESET, err);
 	r2 = cowchain_layer_close(l, r ? NULL : err);
@@ -81,72 +51,17 @@ int cowchain_layer_set_autoreset(const char *path, bool on, struct cowchain_erro
 int cowchain_layer_grow(const char *path, u64 size, struct cowchain_error *err)
 {
 	struct cowchain_layer *l;
-	struct cowchain_sb t;
-	struct cowchain_err ferr;
-	struct stat st;
-	u64 cap, dsize;
-	int r, r2;
+	int r;
 
 	r = cowchain_layer_open(path, COWCHAIN_OPEN_WRITE, &l, err);
 	if (r)
 		return r;
-	if (size < l->sb.virtual_size) {
-		r = cc_failf(err, -EINVAL, path,
-			     "cannot shrink from %llu to %llu bytes (only growing is supported)",
-			     (unsigned long long)l->sb.virtual_size, (unsigned long long)size);
-		goto out;
+	r = cowchain_layer_set_size(l, size, err);
+	if (r) {
+		cowchain_layer_abandon(l);
+		return r;
 	}
-	if (size == l->sb.virtual_size)
-		goto out;
-	t = l->sb;
-	t.virtual_size = size;
-	if (cowchain_layout(&t, l->sb.journal_blocks, &ferr)) {
-		r = cc_failf(err, -EINVAL, path, "%s", ferr.msg);
-		goto out;
-	}
-	if (t.root_blocks > l->sb.root_blocks) {
-		r = cc_failf(err, -EFBIG, path,
-			     "the root table covers %llu bytes (%llu root blocks); %llu bytes need %llu: "
-			     "make a child with 'cowchain create --parent' and a larger --size instead",
-			     (unsigned long long)(l->sb.root_blocks << (23 + l->sb.cluster_shift)),
-			     (unsigned long long)l->sb.root_blocks, (unsigned long long)size,
-			     (unsigned long long)t.root_blocks);
-		goto out;
-	}
-	cap = l->sb.data_start + (t.capacity - t.data_start);
-	if (fstat(l->fd, &st)) {
-		r = cc_fail(err, -errno, "cannot stat '%s': %s", path, strerror(errno));
-		goto out;
-	}
-	if (S_ISREG(st.st_mode)) {
-		if ((u64)st.st_size < cap << l->sb.cluster_shift &&
-		    ftruncate(l->fd, (off_t)(cap << l->sb.cluster_shift))) {
-			r = cc_fail(err, -errno, "cannot grow '%s': %s", path, strerror(errno));
-			goto out;
-		}
-		dsize = cap << l->sb.cluster_shift;
-	} else {
-		dsize = l->dev_blocks << COWCHAIN_BLOCK_SHIFT;
-		if (cap > dsize >> l->sb.cluster_shift)
-			cap = dsize >> l->sb.cluster_shift;
-	}
-	if (cap < l->sb.capacity)
-		cap = l->sb.capacity;
-	t = l->sb;
-	t.virtual_size = size;
-	t.capacity = cap;
-	if (cowchain_sb_validate(&t, dsize >> COWCHAIN_BLOCK_SHIFT, &ferr)) {
-		r = cc_failf(err, -EINVAL, path, "%s", ferr.msg);
-		goto out;
-	}
-	l->sb.virtual_size = size;
-	l->sb.capacity = cap;
-	r = cc_sb_write(l, err);
-	if (r)
-		l->failed = true;
-out:
-	r2 = cowchain_layer_close(l, r ? NULL : err);
-	return r ? r : r2;
+	return cowchain_layer_close(l, err);
 }
 
 int cowchain_sb_save(const char *path, struct cowchain_sb_save *s, struct cowchain_error *err)

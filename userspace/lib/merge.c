@@ -556,6 +556,70 @@ static int child_batch(struct merge *m, struct kid *k, const struct vcl *s, size
 	return r;
 }
 
+/*
+ * A child larger than a parent over a raw base reads zeros past the
+ * parent's end; as a root over that base it would read the base there
+ * (FORMAT.md 6: the base is clipped by the root's size).  Before the
+ * relink, mask [P's end, min(K's end, base's end)) where K is transparent:
+ * zero markers on whole sub-blocks, and the one sub-block straddling P's
+ * end stored as data (what K reads now: P's view, then zeros).  K's view
+ * does not change: it read zeros there, and the straddling sub-block's
+ * bytes are the ones it read.
+ */
+static int mask_past_parent(struct merge *m, struct kid *k, struct cowchain_chain *pc,
+			    u64 base_size)
+{
+	struct cowchain_layer *K = k->l;
+	u32 cs = K->sb.cluster_shift, ss = K->sb.subblock_shift;
+	u64 sbsize = 1ull << ss, psize = m->p->sb.virtual_size;
+	u64 limit = base_size < K->sb.virtual_size ? base_size : K->sb.virtual_size, off;
+	int r = 0;
+
+	if (limit <= psize)
+		return 0;
+	for (off = psize & ~(sbsize - 1); off < limit && !r; ) {
+		u64 vc = off >> cs, cend = (vc + 1) << cs;
+		struct cowchain_entry e = { 0, 0, 0 };
+		struct cc_block *leaf;
+		u32 bit = (u32)((off & ((1ull << cs) - 1)) >> ss);
+
+		cowchain_layer_lookup(K, vc, &e);
+		if ((e.present | e.zero) & (1ull << bit)) {
+			off += sbsize;
+			continue;
+		}
+		r = cc_leaf_get(K, vc, &leaf, m->err);
+		if (r)
+			break;
+		if (off < psize) {	/* the straddling sub-block: as data */
+			u8 *buf = calloc(1, sbsize);
+
+			if (!buf)
+				return cc_fail(m->err, -ENOMEM, "out of memory");
+			r = cowchain_read(pc, buf, off, psize - off, m->err);
+			if (!r && !e.phys)
+				r = cc_alloc_data(K, &e.phys, m->err);
+			if (!r) {
+				r = cc_pwrite(K->fd, buf, (size_t)sbsize, (e.phys << cs) + ((u64)bit << ss));
+				if (r)
+					r = cc_failf(m->err, r, K->path, "cannot write data: %s", strerror(-r));
+			}
+			free(buf);
+			e.present |= 1ull << bit;
+			off += sbsize;
+		} else {
+			for (; off < limit && off < cend; off += sbsize) {
+				bit = (u32)((off & ((1ull << cs) - 1)) >> ss);
+				if (!(e.present & (1ull << bit)))
+					e.zero |= 1ull << bit;
+			}
+		}
+		if (!r)
+			store(leaf, vc, &e);
+	}
+	return r ? r : cowchain_layer_commit(K, m->err);
+}
+
 static int into_children(struct merge *m)
 {
 	const struct cowchain_sb *ps;
@@ -569,9 +633,15 @@ static int into_children(struct merge *m)
 	if (r)
 		return r;
 	ps = &m->p->sb;
+	/*
+	 * The peer is the child the user named (else the first): it is
+	 * relinked last, so until the parent is deleted a merge named by it
+	 * finds this one again (cc_find_leftover) rather than starting anew.
+	 */
 	if (!(ps->flags & COWCHAIN_SB_MERGING))
 		r = set_merge(m->p, COWCHAIN_MERGE_INTO_CHILDREN,
-			      m->nkids ? m->kids[0].sb.uuid : ps->uuid, 0, m->err);
+			      m->cpath ? m->csb.uuid : m->nkids ? m->kids[0].sb.uuid : ps->uuid,
+			      0, m->err);
 	for (k = 0; !r && k < m->nkids; k++)
 		if (!(m->kids[k].l->sb.flags & COWCHAIN_SB_MERGING))
 			r = set_merge(m->kids[k].l, COWCHAIN_MERGE_FROM_PARENT, ps->uuid,
@@ -598,6 +668,18 @@ static int into_children(struct merge *m)
 	if (!r && ps->merge_cursor != m->p->vclusters)
 		r = set_merge(m->p, COWCHAIN_MERGE_INTO_CHILDREN, ps->merge_peer_uuid,
 			      m->p->vclusters, m->err);
+	if (!r && ps->parent_kind == COWCHAIN_PARENT_RAW) {
+		struct cowchain_chain *pc = NULL;
+		u64 bsize = 0;
+
+		r = cowchain_chain_open(m->ppath, 0, &pc, m->err);
+		if (!r)
+			cowchain_chain_base(pc, &bsize);
+		for (k = 0; !r && k < m->nkids; k++)
+			if (m->kids[k].l->sb.virtual_size > ps->virtual_size)
+				r = mask_past_parent(m, &m->kids[k], pc, bsize);
+		cowchain_chain_close(pc, NULL);
+	}
 	for (k = 0; k < m->nkids; k++) {
 		int r2 = cowchain_layer_close(m->kids[k].l, r ? NULL : m->err);
 
@@ -608,9 +690,14 @@ static int into_children(struct merge *m)
 	if (r)
 		return r;
 	progress(m, "relink");
+	for (k = 0; !r && k < m->nkids; k++)	/* the peer last */
+		if (memcmp(m->kids[k].sb.uuid, ps->merge_peer_uuid, COWCHAIN_UUID_SIZE))
+			r = relink(m, m->kids[k].path, ps->parent_kind, ps->parent_uuid,
+				   ps->parent_generation, m->gp_target);
 	for (k = 0; !r && k < m->nkids; k++)
-		r = relink(m, m->kids[k].path, ps->parent_kind, ps->parent_uuid,
-			   ps->parent_generation, m->gp_target);
+		if (!memcmp(m->kids[k].sb.uuid, ps->merge_peer_uuid, COWCHAIN_UUID_SIZE))
+			r = relink(m, m->kids[k].path, ps->parent_kind, ps->parent_uuid,
+				   ps->parent_generation, m->gp_target);
 	if (r)
 		return r;
 	progress(m, "delete");

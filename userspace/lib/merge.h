@@ -67,8 +67,8 @@ struct cowchain_merge_plan {
 	u64 copy_bytes;			/* data copied in total */
 	u64 zero_subblocks;		/* zero markers written */
 	u64 cost_parent, cost_children;	/* bytes each direction would copy */
-	char why[512];			/* why this direction */
-	char refused_parent[512];	/* why not into the parent ("" if possible) */
+	char why[1024];			/* why this direction */
+	char refused_parent[1024];	/* why not into the parent ("" if possible) */
 	char **searched;		/* directories searched for children */
 	size_t nsearched;
 	struct cowchain_merge_file *files;

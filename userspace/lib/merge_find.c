@@ -377,3 +377,37 @@ char *cc_locator_target(const char *path, const struct cowchain_sb *sb)
 	return p;
 }
 
+
+int cc_find_leftover(const u8 *peer, char *const *dirs, size_t ndirs, char **out,
+		     struct cowchain_error *err)
+{
+	size_t i;
+
+	*out = NULL;
+	for (i = 0; i < ndirs && !*out; i++) {
+		DIR *d = opendir(dirs[i]);
+		struct dirent *de;
+
+		if (!d)
+			return cc_fail(err, -errno, "cannot search '%s': %s", dirs[i], strerror(errno));
+		while (!*out && (de = readdir(d))) {
+			struct cowchain_sb sb;
+			char *p;
+
+			if (de->d_name[0] == '.')
+				continue;
+			if (asprintf(&p, "%s/%s", dirs[i], de->d_name) < 0) {
+				closedir(d);
+				return cc_fail(err, -ENOMEM, "out of memory");
+			}
+			if (!cc_peek_sb(p, &sb) && (sb.flags & COWCHAIN_SB_MERGING) &&
+			    sb.merge_state == COWCHAIN_MERGE_INTO_CHILDREN &&
+			    !memcmp(sb.merge_peer_uuid, peer, COWCHAIN_UUID_SIZE))
+				*out = p;
+			else
+				free(p);
+		}
+		closedir(d);
+	}
+	return 0;
+}

@@ -144,7 +144,7 @@ int cc_merge_plan(struct merge *m, const char *layer)
 	size_t npk = 0, ngk = 0, i, nsib = 0, nk = 0;
 	struct cowchain_layer_stats st;
 	struct vcl s = { 0 };
-	char dirs[1024], sib[600] = "";
+	char dirs[1024], sib[512] = "";
 	const char **extra = NULL;
 	u64 sbsize, cost_c = 0, child_zero = 0, p_new = 0, p_dropped = 0, batch;
 	int r;
@@ -173,6 +173,7 @@ int cc_merge_plan(struct merge *m, const char *layer)
 		default:
 			m->dir = COWCHAIN_DIR_CHILDREN;
 			m->ppath = cc_locator_target(layer, &X->sb);
+			m->cpath = strdup(layer);
 			break;
 		}
 		if (o->direction != COWCHAIN_DIR_AUTO && o->direction != m->dir) {
@@ -185,6 +186,27 @@ int cc_merge_plan(struct merge *m, const char *layer)
 		m->dir = COWCHAIN_DIR_CHILDREN;
 		m->ppath = strdup(layer);
 	} else {
+		/*
+		 * A merge named by a child may be the tail of an interrupted
+		 * merge into the children: this child already relinked (or
+		 * made a root), the old parent (MERGING, peer = this child) not
+		 * yet deleted.  Finish that one instead of starting another.
+		 */
+		char **dv = NULL, *left = NULL;
+		size_t nd = 0;
+
+		r = cc_search_dirs(layer, o->search, o->nsearch, &dv, &nd, m->err);
+		if (!r)
+			r = cc_find_leftover(X->sb.uuid, dv, nd, &left, m->err);
+		cc_strv_free(dv, nd);
+		if (r)
+			goto out;
+		if (left) {
+			m->ppath = left;
+			m->resume = plan->resume = true;
+			m->dir = COWCHAIN_DIR_CHILDREN;
+			goto located;
+		}
 		if (X->sb.parent_kind != COWCHAIN_PARENT_LAYER) {
 			r = cc_failf(m->err, -EINVAL, layer,
 				     "is not a child (it is a root%s): there is no parent to merge with%s",
@@ -196,6 +218,7 @@ int cc_merge_plan(struct merge *m, const char *layer)
 		m->ppath = cc_locator_target(layer, &X->sb);
 		m->dir = o->direction;
 	}
+located:
 	if (!m->ppath || (m->resume && X->sb.merge_state == COWCHAIN_MERGE_INTO_PARENT && !m->cpath)) {
 		r = cc_fail(m->err, -ENOMEM, "out of memory");
 		goto out;
@@ -283,7 +306,8 @@ int cc_merge_plan(struct merge *m, const char *layer)
 				     m->ppath);
 			goto out;
 		}
-		if (C->sb.flags & COWCHAIN_SB_MERGING) {
+		if ((C->sb.flags & COWCHAIN_SB_MERGING) &&
+		    C->sb.merge_state == COWCHAIN_MERGE_INTO_PARENT) {
 			/* Resuming C into P: how far did it get? */
 			if (!(P->sb.flags & COWCHAIN_SB_MERGING) &&
 			    P->sb.generation > C->sb.parent_generation &&
@@ -298,7 +322,7 @@ int cc_merge_plan(struct merge *m, const char *layer)
 			}
 			if (!m->finished)
 				r = not_busy(m, m->ppath, &P->sb, COWCHAIN_MERGE_FROM_CHILD, C->sb.uuid);
-		} else {
+		} else if (!m->resume) {
 			if (P->sb.generation != C->sb.parent_generation) {
 				r = cc_failf(m->err, -ESTALE, m->cpath,
 					     "parent '%s' has generation %llu, child expects %llu",

@@ -12,6 +12,7 @@
 #include "cli.h"
 
 extern const struct cli_command cmd_check, cmd_dump, cmd_restore_dump;
+extern const struct cli_command cmd_merge, cmd_flatten, cmd_compact;
 extern const struct cli_command cmd_create, cmd_info, cmd_map, cmd_read, cmd_write;
 extern const struct cli_command cmd_table, cmd_attach, cmd_detach, cmd_snapshot, cmd_restore,
 	cmd_set, cmd_resize, cmd_tree, cmd_delete;
@@ -32,6 +33,9 @@ static const struct cli_command *const commands[] = {
 	&cmd_resize,
 	&cmd_tree,
 	&cmd_delete,
+	&cmd_merge,
+	&cmd_flatten,
+	&cmd_compact,
 	&cmd_check,
 	&cmd_dump,
 	&cmd_restore_dump,

@@ -1,0 +1,75 @@
+#!/bin/bash
+# One replay point: run by replay-log --exec with CC_POINT and CC_MARK set.
+# Copies the replayed image ($CP_CUR) to $CP_WORK and checks, in order:
+#  1. cowchain check: no corruption (leaks allowed, counted);
+#  2. the chain activates (dmsetup create) over the copy;
+#  3. block mode: every sector reads as at the last mark or the next one
+#     (crashload verify); fs mode: fsck is clean after a mount (journal
+#     replay) and every file synced before the last mark that the next
+#     round left alone reads back exactly;
+#  4. after deactivation, cowchain check again finds no corruption.
+# Appends "point mark harmless_before corruption_after" to $CP_STATS.
+# Environment: CP_CUR CP_WORK CP_BASEDEV CP_SECTORS CP_SNAP CP_STATS CP_CC
+#   CP_LOAD CP_MODE (block|ext4|xfs) CP_NAME (dm name)
+set -uo pipefail
+SECONDS=0
+p=$CC_POINT
+mark=${CC_MARK:-}
+bad() { echo "check-point: point $p (mark '${mark}'): $*" >&2; exit 1; }
+
+cp --sparse=always "$CP_CUR" "$CP_WORK" || bad "copy failed"
+corr() { # corr FILE: "corruption harmless"
+	"$CP_CC" check --json "$1" > "$CP_WORK.json" 2>&1
+	jq -r '"\(.summary.corruption) \(.summary.harmless)"' "$CP_WORK.json" 2>/dev/null ||
+		echo "? ?"
+}
+read -r c1 h1 <<< "$(corr "$CP_WORK")"
+[ "$c1" = 0 ] || { cat "$CP_WORK.json" >&2; bad "cowchain check finds corruption in the replayed image"; }
+
+loop=$(losetup -f --show "$CP_WORK") || bad "losetup"
+anc=0; [ -z "${CP_BASEDEV:-}" ] || anc="1 $CP_BASEDEV"
+table="0 $CP_SECTORS cowchain $loop $anc -"
+if ! dmsetup create "$CP_NAME" --table "$table" 2>"$CP_WORK.err"; then
+	cat "$CP_WORK.err" >&2; dmesg | tail -n 5 >&2
+	losetup -d "$loop"; bad "activation refused: $table"
+fi
+dev=/dev/mapper/$CP_NAME
+rc=0
+case $CP_MODE in
+block)
+	"$CP_LOAD" verify --dev "$dev" --snap "$CP_SNAP" --mark "$mark" > "$CP_WORK.v" 2>&1 || rc=1
+	;;
+ext4|xfs)
+	m=$CP_WORK.mnt; mkdir -p "$m"
+	k=0; [ -z "$mark" ] || k=${mark#f}
+	[ "$mark" != dm-log-writes-end ] || k=$(ls "$CP_SNAP" | sed -n 's/^f//p' | sort -n | tail -n 1)
+	if mount -t "$CP_MODE" "$dev" "$m" 2>"$CP_WORK.v"; then
+		if [ -f "$CP_SNAP/f$k" ]; then
+			# files synced by mark k and unchanged by round k+1
+			if [ -f "$CP_SNAP/f$((k + 1))" ]; then
+				sort "$CP_SNAP/f$k" "$CP_SNAP/f$((k + 1))" | uniq -d > "$CP_WORK.keep"
+			else
+				cp "$CP_SNAP/f$k" "$CP_WORK.keep"
+			fi
+			(cd "$m" && md5sum --quiet -c "$CP_WORK.keep") >> "$CP_WORK.v" 2>&1 || rc=1
+			echo "files checked: $(wc -l < "$CP_WORK.keep")" >> "$CP_WORK.v"
+		fi
+		umount "$m" || rc=1
+	else
+		echo "mount failed" >> "$CP_WORK.v"; rc=1
+	fi
+	if [ "$CP_MODE" = ext4 ]; then
+		e2fsck -fn "$dev" >> "$CP_WORK.v" 2>&1 || { echo "e2fsck: exit $?" >> "$CP_WORK.v"; rc=1; }
+	else
+		xfs_repair -n "$dev" >> "$CP_WORK.v" 2>&1 || { echo "xfs_repair -n: exit $?" >> "$CP_WORK.v"; rc=1; }
+	fi
+	;;
+esac
+dmsetup remove "$CP_NAME" || rc=1
+losetup -d "$loop"
+[ "$rc" -eq 0 ] || { cat "$CP_WORK.v" >&2; bad "the data check failed"; }
+read -r c2 _ <<< "$(corr "$CP_WORK")"
+[ "$c2" = 0 ] || { cat "$CP_WORK.json" >&2; bad "cowchain check finds corruption after the target recovered"; }
+echo "$p ${mark:--} $h1 $c2" >> "$CP_STATS"
+echo "check-point: $p ${CC_FLAGS:-start} mark ${mark:--}: held (leaks: $h1; ${SECONDS}s; $(tail -n 1 "$CP_WORK.v" 2>/dev/null))" >&2
+exit 0

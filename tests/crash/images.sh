@@ -1,0 +1,72 @@
+# shellcheck shell=bash
+# Hostile images; sourced by tests/guest/t-rel-images.sh and the stress
+# tier after lib.sh, cc-lib.sh and lib-crash.sh.
+#
+# images_run COUNT FIRST_SEED: COUNT variants of a chain of two (each made
+# by tests/crash/mutate.c: one field of one metadata block of the top or
+# of its parent changed, the checksum recomputed half of the time), each
+# fed to "cowchain check --chain" and to dmsetup create.  Holds when every
+# variant is refused with a precise error (the kernel log names the
+# problem) or is accepted only if check reports no corruption, and an
+# accepted one reads from end to end without error.  Prints the counts and
+# the refusal messages seen, most frequent first.
+images_run() {
+	local count=$1 seed=$2 d=$TEST_TMP/img i victim other what cs corr loopt loopb
+	local accepted=0 refused=0 both_ok=0 disagree=0 readerr=0 chk_bad=0 n msg
+	crash_build
+	mkdir -p "$d/p" "$d/w"
+	"$CC" create "$d/p/base.cow" --size 4M --cluster-size 64K >/dev/null || fail "create base"
+	"$CC" write "$d/p/base.cow" --offset 0 --length 200000 --pattern 0x11 >/dev/null
+	"$CC" write "$d/p/base.cow" --offset 3145728 --length 65536 --pattern 0x22 >/dev/null
+	"$CC" create "$d/p/top.cow" --parent "$d/p/base.cow" >/dev/null || fail "create top"
+	"$CC" write "$d/p/top.cow" --offset 65536 --length 8192 --pattern 0x33 >/dev/null
+	"$CC" write "$d/p/top.cow" --offset 1000000 --length 300000 --pattern 0x44 >/dev/null
+	"$CC" write "$d/p/top.cow" --offset 2000000 --length 70000 --zero >/dev/null
+	"$CC" check --chain "$d/p/top.cow" >/dev/null || fail "the pristine chain does not check clean"
+	uuid() { "$CC" info --json "$1" | jq -r .uuid | tr -d -; }
+	local ut ub
+	ut=$(uuid "$d/p/top.cow"); ub=$(uuid "$d/p/base.cow")
+	n=$(( $("$CC" info --json "$d/p/top.cow" | jq .virtual_size) / 512 ))
+	: > "$d/msgs"
+	for ((i = seed; i < seed + count; i++)); do
+		cp --sparse=always "$d/p/base.cow" "$d/p/top.cow" "$d/w/"
+		if ((i % 4 == 3)); then victim=base.cow other=$ut; else victim=top.cow other=$ub; fi
+		what=$("$MUTATE" "$d/w/$victim" "$i" --other-uuid "$other") || fail "mutate $i"
+		cs=0
+		"$CC" check --chain --json "$d/w/top.cow" > "$d/check.json" 2>/dev/null || cs=$?
+		# corruption that matters to a reader: a damaged non-current
+		# superblock slot does not (FORMAT.md 4: the other slot is used)
+		corr=$(jq -r '[.problems[] | select(.severity == "corruption" and
+			.code != "SB_SLOT_INVALID")] | length' "$d/check.json" 2>/dev/null || echo error)
+		[ "$cs" -lt 8 ] || corr=error
+		[ "$corr" = 0 ] || chk_bad=$((chk_bad + 1))
+		loopt=$(losetup -f --show "$d/w/top.cow") || fail "losetup"
+		loopb=$(losetup -f --show --read-only "$d/w/base.cow") || fail "losetup"
+		if dmsetup create cc-img --table "0 $n cowchain $loopt 1 $loopb -" 2>/dev/null; then
+			accepted=$((accepted + 1))
+			if ! dd if=/dev/mapper/cc-img of=/dev/null bs=1M iflag=direct status=none 2>/dev/null; then
+				readerr=$((readerr + 1))
+			fi
+			dmsetup remove cc-img || fail "remove after image $i"
+			if [ "$corr" != 0 ]; then
+				disagree=$((disagree + 1))
+				log "DISAGREE image $i ($victim: $what): accepted by the target, check: $corr corruption (exit $cs)"
+			else
+				both_ok=$((both_ok + 1))
+			fi
+		else
+			refused=$((refused + 1))
+			msg=$(dmesg | tail -n 3 | grep -o 'cowchain: .*' | tail -n 1)
+			[ -n "$msg" ] || { log "image $i ($victim: $what): refused without a cowchain error"; disagree=$((disagree + 1)); }
+			echo "${msg:-<none>}" | sed 's/[0-9]\{2,\}/N/g' >> "$d/msgs"
+		fi
+		losetup -d "$loopt"; losetup -d "$loopb"
+	done
+	log "$count hostile images (seeds $seed..$((seed + count - 1))): $refused refused by dmsetup create," \
+		"$accepted accepted ($both_ok of them clean for check, $readerr with a read error);" \
+		"check found problems in $chk_bad; target accepted what check refused: $disagree"
+	log "refusals by message:"
+	sort "$d/msgs" | uniq -c | sort -rn | head -n 25
+	IMG_DISAGREE=$disagree
+	[ "$disagree" -eq 0 ] || fail "$disagree images accepted by the target that check refuses"
+}

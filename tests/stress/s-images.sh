@@ -1,0 +1,13 @@
+#!/bin/bash
+# Hostile images, long tier: 2000 variants (seeds 1000..2999).
+# shellcheck source=tests/guest/lib.sh
+. "$(dirname "$0")/../guest/lib.sh"
+# shellcheck source=tests/guest/cc-lib.sh
+. "$(dirname "$0")/../guest/cc-lib.sh"
+# shellcheck source=tests/crash/lib-crash.sh
+. "$TOP/tests/crash/lib-crash.sh"
+require_cmd gcc jq
+# shellcheck source=tests/crash/images.sh
+. "$TOP/tests/crash/images.sh"
+images_run 2000 1000
+log "ok"

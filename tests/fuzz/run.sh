@@ -20,6 +20,8 @@ secs=${FUZZ_SECONDS:-25}
 if [ "${1:-}" = --seconds ]; then secs=$2; fi
 out=$top/build/fuzz
 CLANG=${CLANG:-clang}
+# The library's pkg-config packages (userspace/Makefile passes its PKGS).
+pkgs=${FUZZ_PKGS:-$(sed -n 's/^PKGS *:= *//p' "$top/userspace/Makefile")}
 
 if ! command -v "$CLANG" >/dev/null; then
 	echo "SKIP fuzz: $CLANG not installed"; exit 0
@@ -27,8 +29,8 @@ fi
 mkdir -p "$out/corpus" "$out/seeds"
 srcs=("$here/fuzz_layer.c" "$top"/userspace/lib/*.c "$top/kernel/format.c" "$top/kernel/journal.c")
 if ! "$CLANG" -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-I"$top/kernel" -I"$top/userspace/lib" $(pkg-config --cflags json-c) \
-	-o "$out/fuzz_layer" "${srcs[@]}" $(pkg-config --libs json-c) 2>"$out/build.log"; then
+	-I"$top/kernel" -I"$top/userspace/lib" $(pkg-config --cflags $pkgs) \
+	-o "$out/fuzz_layer" "${srcs[@]}" $(pkg-config --libs $pkgs) 2>"$out/build.log"; then
 	cat "$out/build.log"; echo "FAIL fuzz/build"; exit 1
 fi
 

@@ -24,6 +24,8 @@ if [ "$kernel" = all ]; then mapfile -t kernels < <("$top/scripts/kernels.sh"); 
 out=$top/build/bench
 mkdir -p "$out"
 rc=0
+echo "bench: building the layer images on the host"
+"$top/tests/bench/mkimages.sh" "$out/img"
 for k in "${kernels[@]}"; do
 	[ -f "$top/build/kmod/$k/dm-cowchain.ko" ] || make -C "$top" modules KVER="$k"
 	rm -rf "${out:?}/$k"
@@ -33,7 +35,7 @@ for k in "${kernels[@]}"; do
 	s=$(date +%s)
 	COWCHAIN_VM_MEM=${COWCHAIN_VM_MEM:-5120} COWCHAIN_VM_DEBUGOPTS="" BENCH_QUICK=$quick \
 		"$top/scripts/vm-run.sh" --kernel "$k" --timeout 3600 --out "$out/vm" -- \
-		env BENCH_QUICK="$quick" "$top/tests/bench/bench-guest.sh" || rc=$?
+		env BENCH_QUICK="$quick" BENCH_IMG="$out/img" "$top/tests/bench/bench-guest.sh" || rc=$?
 	mkdir -p "$out/$k"
 	cp -r "$out/vm/$k/bench/." "$out/$k/" 2>/dev/null || true
 	{

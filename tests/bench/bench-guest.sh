@@ -64,7 +64,7 @@ ram() { echo "/dev/ram$next_ram"; next_ram=$((next_ram + 1)); }
 # prefill DEV MIB: write MIB MiB of non-zero data so brd's pages exist
 prefill() {
 	fio --name=fill --filename="$1" --rw=write --bs=1M --iodepth=8 --direct=1 \
-		--ioengine=libaio --size="${2}M" --buffer_pattern=0x5a --output=/dev/null ||
+		--ioengine=libaio --size="${2}M" --buffer_pattern=0x5a --output=/dev/null --eta=never ||
 		die "prefill $1"
 }
 zerofill() {  # DEV MIB: zeroes (for devices that hold layer images)
@@ -123,51 +123,36 @@ lin=/dev/mapper/b-lin
 # index holds entries of every layer); tops of depth 2..64 are children of
 # the spine.  Images are built as sparse files with the tool, then copied
 # extent by extent onto zero-filled RAM disks.
-log "building chains"
-mkdir -p "$W/img"
-"$CC" create "$W/img/root.cow" --size ${V}M >/dev/null || die "create root"
-"$CC" write "$W/img/root.cow" --offset 0 --pattern 0xa5 --length $((PDLEN * M)) >/dev/null || die "write root"
-prev=$W/img/root.cow
-declare -A SPINE; SPINE[1]=$prev
-for ((i = 2; i <= 63; i++)); do
-	f=$W/img/s$i.cow
-	"$CC" create "$f" --parent "$prev" >/dev/null || die "create $f"
-	"$CC" write "$f" --offset $(( (TD + (i % 32)) * M )) --pattern $i --length 65536 >/dev/null
-	"$CC" write "$f" --offset $(( (TD + (i % 32)) * M + 131072 + 4096 * (i % 16) )) --pattern $i --length 4096 >/dev/null
-	SPINE[$i]=$f; prev=$f
-done
-# depth d: top + spine d-1 .. 2 + root
+log "copying chains onto RAM disks"
+# The images are built on the host by tests/bench/mkimages.sh (the tool is
+# slow under emulation): $BENCH_IMG holds them.
+IMG=${BENCH_IMG:?BENCH_IMG: directory of images from tests/bench/mkimages.sh}
+declare -A SPINE; SPINE[1]=$IMG/root.cow
+for ((i = 2; i <= 63; i++)); do SPINE[$i]=$IMG/s$i.cow; done
 ALLD=$(echo "$DEPTHS_R $DEPTHS_W 2 4" | tr ' ' '\n' | sort -nu | tr '\n' ' ')
 declare -A LDEV   # layer file -> ram device
-layer_dev() {  # FILE: its ram device, copied on first use (ancestors: read-only use)
-	local f=$1 d
-	if [ -z "${LDEV[$f]:-}" ]; then
-		d=$(ram); zerofill "$d" 1
-		python3 "$here/sparse-copy.py" "$f" "$d" || die "copy $f"
-		LDEV[$f]=$d
-	fi
-	echo "${LDEV[$f]}"
-}
-for d in $ALLD; do
-	t=$W/img/t$d.cow
-	"$CC" create "$t" --parent "${SPINE[$((d - 1))]}" >/dev/null || die "create $t"
+copies=()
+maxd=$(echo "$ALLD" | tr ' ' '\n' | sort -n | tail -1)
+for ((i = 1; i < maxd; i++)); do
+	d=$(ram); zerofill "$d" 1; LDEV[${SPINE[$i]}]=$d; copies+=("${SPINE[$i]}" "$d")
 done
+declare -A TDEV
 for d in $ALLD; do
-	t=$W/img/t$d.cow
-	# the top's new clusters land in its pre-filled space
 	case $d in 2) zf=200 ;; 4) zf=128 ;; *) zf=96 ;; esac
-	td=$(ram); zerofill "$td" $zf
-	python3 "$here/sparse-copy.py" "$t" "$td" || die "copy $t"
+	td=$(ram); zerofill "$td" $zf; TDEV[$d]=$td; copies+=("$IMG/t$d.cow" "$td")
+done
+python3 "$here/sparse-copy.py" "${copies[@]}" || die "sparse-copy"
+for d in $ALLD; do
 	anc=""
-	for ((i = d - 1; i >= 1; i--)); do anc="$anc $(layer_dev "${SPINE[$i]}")"; done
-	dmc "b-cc$d" "0 $((V * 2048)) cowchain $td $((d - 1))$anc -"
+	for ((i = d - 1; i >= 1; i--)); do anc="$anc ${LDEV[${SPINE[$i]}]}"; done
+	dmc "b-cc$d" "0 $((V * 2048)) cowchain ${TDEV[$d]} $((d - 1))$anc -"
 	extra "status_cc$d" "$(dmsetup status "b-cc$d")"
 done
 cc=/dev/mapper/b-cc2
 # top data: written through the device
 for d in $ALLD; do
 	fio --name=td --filename=/dev/mapper/b-cc$d --rw=write --bs=1M --iodepth=4 --direct=1 \
-		--ioengine=libaio --offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null || die "td $d"
+		--ioengine=libaio --offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null --eta=never || die "td $d"
 done
 sync
 
@@ -183,13 +168,13 @@ thin_setup() {  # NAME ZEROING(0|1)
 	dmsetup message "b-$n-pool" 0 "create_thin 0" || return 1
 	dmc "b-$n-base" "0 $((V * 2048)) thin /dev/mapper/b-$n-pool 0"
 	fio --name=pd --filename=/dev/mapper/b-$n-base --rw=write --bs=1M --iodepth=4 --direct=1 \
-		--ioengine=libaio --offset=0 --size=$((PDLEN * M)) --buffer_pattern=0xa5 --output=/dev/null
+		--ioengine=libaio --offset=0 --size=$((PDLEN * M)) --buffer_pattern=0xa5 --output=/dev/null --eta=never
 	dmsetup suspend "b-$n-base"
 	dmsetup message "b-$n-pool" 0 "create_snap 1 0" || return 1
 	dmsetup resume "b-$n-base"
 	dmc "b-$n" "0 $((V * 2048)) thin /dev/mapper/b-$n-pool 1"
 	fio --name=td --filename=/dev/mapper/b-$n --rw=write --bs=1M --iodepth=4 --direct=1 \
-		--ioengine=libaio --offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null
+		--ioengine=libaio --offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null --eta=never
 }
 if [ -d /sys/module/dm_thin_pool ]; then
 	log "dm-thin"
@@ -207,7 +192,7 @@ if [ -d /sys/module/dm_snapshot ]; then
 	dmc b-snap-o "0 $((V * 2048)) snapshot-origin $so"
 	dmc b-snap "0 $((V * 2048)) snapshot $so $sc P 128"
 	fio --name=td --filename=/dev/mapper/b-snap --rw=write --bs=1M --iodepth=4 --direct=1 \
-		--ioengine=libaio --offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null
+		--ioengine=libaio --offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null --eta=never
 	PEERS_R="$PEERS_R snapshot=/dev/mapper/b-snap"; PEERS_W="$PEERS_W snapshot=/dev/mapper/b-snap"
 fi
 
@@ -230,7 +215,7 @@ qchain() {
 		qemu-nbd -f qcow2 --cache=none --aio=native -c "$nbd" "$base" || return 1
 		sleep 0.5
 		fio --name=pd --filename=$nbd --rw=write --bs=1M --iodepth=4 --direct=1 --ioengine=libaio \
-			--size=$((PDLEN * M)) --buffer_pattern=0xa5 --output=/dev/null
+			--size=$((PDLEN * M)) --buffer_pattern=0xa5 --output=/dev/null --eta=never
 		qemu-nbd -d "$nbd" >/dev/null; sleep 0.3
 		QBASE[$x]=$base
 	fi
@@ -245,7 +230,7 @@ qchain() {
 	qemu-nbd -f qcow2 --cache=none --aio=native -c "$nbd" "$prev" || return 1
 	sleep 0.5
 	fio --name=td --filename=$nbd --rw=write --bs=1M --iodepth=4 --direct=1 --ioengine=libaio \
-		--offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null || return 1
+		--offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null --eta=never || return 1
 	QDEV[$n]=$nbd
 }
 if [ $NBD_OK = 1 ]; then
@@ -328,16 +313,14 @@ SLICE="$PD 10" row mix7030-depth4 "$L $p" --rw=randrw --rwmixread=70 --bs=4k --i
 log "loop"
 LV=256
 mkdir -p "$W/loop"
-"$CC" create "$W/loop/r.cow" --size ${LV}M >/dev/null
-"$CC" write "$W/loop/r.cow" --offset 0 --pattern 0xa5 --length $((128 * M)) >/dev/null
-"$CC" create "$W/loop/t.cow" --parent "$W/loop/r.cow" >/dev/null
+cp --sparse=always "$IMG/loop/r.cow" "$IMG/loop/t.cow" "$W/loop/"
 lr=$(losetup -f --show --read-only "$W/loop/r.cow"); lt=$(losetup -f --show "$W/loop/t.cow")
 dmc b-lcc "0 $((LV * 2048)) cowchain $lt 1 $lr -"
 truncate -s $((LV + 16))M "$W/loop/lin.img"; ll=$(losetup -f --show "$W/loop/lin.img")
 prefill "$ll" $((LV + 16))
 dmc b-llin "0 $((LV * 2048)) linear $ll 0"
 fio --name=td --filename=/dev/mapper/b-lcc --rw=write --bs=1M --iodepth=4 --direct=1 --ioengine=libaio \
-	--offset=$((128 * M)) --size=$((32 * M)) --output=/dev/null
+	--offset=$((128 * M)) --size=$((32 * M)) --output=/dev/null --eta=never
 LL="linear=/dev/mapper/b-llin"; LP="cowchain=/dev/mapper/b-lcc"
 # shellcheck disable=SC2046
 {
@@ -353,15 +336,14 @@ log "ext4"
 mkdir -p /mnt/e-lin /mnt/e-cc
 # a fresh depth-2 chain: a new top over the root (t2's files are in use;
 # make a sibling of t2 under the root instead)
-"$CC" create "$W/img/e.cow" --parent "$W/img/root.cow" --force >/dev/null || die "create e.cow"
-ed=$(ram); zerofill "$ed" 160; python3 "$here/sparse-copy.py" "$W/img/e.cow" "$ed"
-dmc b-ecc "0 $((V * 2048)) cowchain $ed 1 ${LDEV[$W/img/root.cow]} -"
+ed=$(ram); zerofill "$ed" 160; python3 "$here/sparse-copy.py" "$IMG/e.cow" "$ed"
+dmc b-ecc "0 $((V * 2048)) cowchain $ed 1 ${LDEV[$IMG/root.cow]} -"
 dmsetup remove b-lcc b-llin 2>/dev/null
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 /dev/mapper/b-ecc || die "mkfs cc"
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$lin" || die "mkfs lin"
 mount /dev/mapper/b-ecc /mnt/e-cc && mount "$lin" /mnt/e-lin || die "mount"
 for m in /mnt/e-lin /mnt/e-cc; do
-	fio --name=lay --filename=$m/f --rw=write --bs=1M --size=64M --direct=1 --output=/dev/null
+	fio --name=lay --filename=$m/f --rw=write --bs=1M --size=64M --direct=1 --output=/dev/null --eta=never
 done
 EL="linear=/mnt/e-lin/f"; EC="cowchain=/mnt/e-cc/f"
 # shellcheck disable=SC2046
@@ -399,7 +381,7 @@ AV=${BENCH_ACT_GIB:-4}
 [ "$QUICK" = 1 ] && AV=1
 log "activation: depth 16, ${AV} GiB virtual, 10% per layer"
 extra act_virtual_gib "$AV"
-rm -rf "$W/img" "$W/loop"
+rm -rf "$W/loop"
 mkdir -p "$W/act"; cd "$W/act" || die cd
 ncl=$(( AV * 16384 ))          # 64 KiB clusters
 per=$(( ncl / 10 ))
@@ -410,12 +392,12 @@ for ((i = 1; i <= 16; i++)); do
 	# clusters off .. off+per (wrapping)
 	if (( off + per <= ncl )); then
 		fio --name=a --filename="$dev" --rw=write:60k --bs=4k --iodepth=32 --direct=1 --ioengine=libaio \
-			--offset=$((off * 65536)) --size=$((per * 65536)) --output=/dev/null || die "act fio"
+			--offset=$((off * 65536)) --size=$((per * 65536)) --output=/dev/null --eta=never || die "act fio"
 	else
 		fio --name=a --filename="$dev" --rw=write:60k --bs=4k --iodepth=32 --direct=1 --ioengine=libaio \
-			--offset=$((off * 65536)) --size=$(( (ncl - off) * 65536)) --output=/dev/null || die "act fio"
+			--offset=$((off * 65536)) --size=$(( (ncl - off) * 65536)) --output=/dev/null --eta=never || die "act fio"
 		fio --name=a --filename="$dev" --rw=write:60k --bs=4k --iodepth=32 --direct=1 --ioengine=libaio \
-			--offset=0 --size=$(( (per - (ncl - off)) * 65536)) --output=/dev/null || die "act fio"
+			--offset=0 --size=$(( (per - (ncl - off)) * 65536)) --output=/dev/null --eta=never || die "act fio"
 	fi
 	[ $i -lt 16 ] && { "$CC" snapshot act "l$((i + 1)).cow" >/dev/null || die "snapshot $i"; }
 done

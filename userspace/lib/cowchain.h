@@ -47,6 +47,8 @@ struct cowchain_create_opts {
  * (superblock write), then the child is written; the child inherits the
  * geometry and binds to the parent's uuid and generation.  Never
  * overwrites an existing file unless opts->force, and never the parent.
+ * On failure a file it created is removed and a parent it sealed is
+ * unsealed again.
  */
 int cowchain_create(const char *path, const struct cowchain_create_opts *opts,
 		    struct cowchain_error *err);

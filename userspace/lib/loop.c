@@ -192,9 +192,18 @@ int cowchain_loop_get(const char *path, bool ro, bool reuse_ro, struct cowchain_
 		/* pin it, then make sure it is still this file */
 		lp->fd = open(lp->dev, O_RDONLY | O_CLOEXEC);
 		if (lp->fd >= 0) {
-			char dev[CC_DEV_LEN];
+			struct loop_info64 li;
 
-			if (!cowchain_loop_find(path, true, dev, NULL) && !strcmp(dev, lp->dev)) {
+			/*
+			 * Still bound, to this file, read-only?  sysfs can name a
+			 * loop device whose autoclear rundown has begun (its last
+			 * holder, a device just detached, closed it); opening it
+			 * then succeeds but it loses its file a moment later.
+			 * LOOP_GET_STATUS64 answers ENXIO unless it is bound.
+			 */
+			if (!ioctl(lp->fd, LOOP_GET_STATUS64, &li) &&
+			    li.lo_device == (u64)st.st_dev && li.lo_inode == (u64)st.st_ino &&
+			    (li.lo_flags & LO_FLAGS_READ_ONLY) && (li.lo_flags & LO_FLAGS_AUTOCLEAR)) {
 				lp->read_only = true;
 				return 0;
 			}

@@ -21,7 +21,7 @@ static const struct cli_option options[] = {
 	[O_INTO_CHILDREN] = { "into-children", NULL, "FILE is a parent: copy what each child reads from it into the child, relink the children to its parent, delete FILE" },
 	[O_DIRECTION] = { "direction", "parent|children", "force the direction (default: the cheaper safe one)" },
 	[O_PLAN]      = { "plan", NULL, "print what would be done (direction, bytes, space per file, why) and change nothing" },
-	[O_SEARCH]    = { "search", "DIR[:DIR...]", "also look for children in these directories (the parent's own is always searched)" },
+	[O_SEARCH]    = { "search", "DIR[,DIR...]", "also look for children in these directories (the parent's own is always searched)" },
 	[O_JSON]      = { "json", NULL, "machine-readable plan, progress lines and result on standard output" },
 	[O_BATCH]     = { "batch", "SIZE", "data moved per crash-safe step (default 64M)" },
 	{ NULL, NULL, NULL },
@@ -174,7 +174,7 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 			free(search);
 			return cli_error("out of memory");
 		}
-		for (tok = strtok_r(dirs, ":", &save); tok; tok = strtok_r(NULL, ":", &save))
+		for (tok = strtok_r(dirs, ",:", &save); tok; tok = strtok_r(NULL, ",:", &save))
 			search[ns++] = tok;
 		o.search = search;
 		o.nsearch = ns;
@@ -230,7 +230,7 @@ out:
 const struct cli_command cmd_merge = {
 	.name = "merge",
 	.handler = run,
-	.synopsis = "[--plan] [--direction parent|children | --into-children] [--search DIR[:DIR...]] [--json] [--batch SIZE] FILE",
+	.synopsis = "[--plan] [--direction parent|children | --into-children] [--search DIR[,DIR...]] [--json] [--batch SIZE] FILE",
 	.summary = "delete a snapshot: merge a layer into its parent, or a parent into its children",
 	.options = options,
 	.min_pos = 1,

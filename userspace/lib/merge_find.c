@@ -285,9 +285,21 @@ static int copy_run(struct cc_copier *cp, struct cowchain_error *err)
 	u64 src = cp->src, dst = cp->dst, len = cp->len;
 	int r;
 
+	/*
+	 * Start write-back of each chunk as soon as it is written, so the
+	 * commit's fdatasync finds little left to do and reading the next
+	 * chunk overlaps writing the last (what dd gets from the page cache).
+	 */
+	posix_fadvise(cp->sfd, (off_t)src, (off_t)len, POSIX_FADV_SEQUENTIAL);
 	while (len) {
 		size_t n = len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
 
+		if (cp->synced != cp->done) {	/* the previous chunk */
+			sync_file_range(cp->dfd, (off_t)cp->sync_at, (off_t)(cp->done - cp->synced),
+					SYNC_FILE_RANGE_WRITE);
+			cp->synced = cp->done;
+		}
+		cp->sync_at = dst;
 		cc_io_step();
 		if (!cp->no_cfr) {
 			loff_t so = (loff_t)src, dof = (loff_t)dst;
@@ -329,6 +341,10 @@ static int copy_run(struct cc_copier *cp, struct cowchain_error *err)
 		len -= n;
 		cp->done += n;
 	}
+	if (cp->synced != cp->done)
+		sync_file_range(cp->dfd, (off_t)cp->sync_at, (off_t)(cp->done - cp->synced),
+				SYNC_FILE_RANGE_WRITE);
+	cp->synced = cp->done;
 	cp->len = 0;
 	return 0;
 }

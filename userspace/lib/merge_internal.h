@@ -46,6 +46,7 @@ struct cc_copier {
 	int sfd, dfd;
 	u64 src, dst, len;	/* the pending run */
 	u64 done;		/* bytes copied */
+	u64 synced, sync_at;	/* write-back started up to done; where the chunk began */
 	u8 *buf;
 	bool no_cfr;		/* copy_file_range unsupported here */
 	const char *spath, *dpath;

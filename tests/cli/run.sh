@@ -178,6 +178,14 @@ else
 	echo "SKIP cli/check/json: jq not installed"
 fi
 
+# check --repair refuses a layer a writer holds (the library's flock).
+if command -v flock >/dev/null; then
+	cp good.cow locked.cow
+	flock -x locked.cow "$COWCHAIN" check --repair locked.cow >out 2>err; st=$?; err=$(cat err)
+	ok=0; [ $st = 8 ] && grep -q "^cowchain: cannot repair 'locked.cow': a writer has it open" <<<"$err" && ok=1
+	result "check/repair-locked" $ok "status $st, stderr: $err"
+fi
+
 # dump -> restore-dump -> dump is byte-identical; restore refuses to overwrite.
 rm -f r.cow
 "$COWCHAIN" restore-dump good.json r.cow && "$COWCHAIN" dump r.cow >r.json

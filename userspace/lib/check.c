@@ -37,6 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <linux/fs.h>
 #include "cowchain.h"
@@ -838,6 +839,11 @@ static int walk_one(struct walker *w, const char *path, bool rw, bool *have_sb)
 
 		w->is_reg = !fstat(w->fd, &st) && S_ISREG(st.st_mode);
 	}
+	/* A repair must not race a writer: take the lock the library's writers take. */
+	if (rw && flock(w->fd, LOCK_EX | LOCK_NB))
+		return fail(w->cx->err, errno == EWOULDBLOCK ? -EBUSY : -errno,
+			    "cannot repair '%s': %s", path,
+			    errno == EWOULDBLOCK ? "a writer has it open" : strerror(errno));
 	r = rep_layer(rep, path);
 	if (r < 0)
 		return fail(w->cx->err, r, "cannot check '%s': out of memory", path);

@@ -39,7 +39,7 @@ for k in "${kernels[@]}"; do
 	mkdir -p "$out/$k"
 	cp -r "$out/vm/$k/bench/." "$out/$k/" 2>/dev/null || true
 	{
-		printf 'command\t%s\n' "make bench${quick:+ BENCH_QUICK=$quick} BENCH_KVER=$k"
+		printf 'command\t%s\n' "make bench BENCH_KVER=$k$([ "$quick" = 1 ] && echo ' BENCH_QUICK=1')"
 		printf 'date\t%s\n' "$start"
 		printf 'wall_s\t%s\n' "$(( $(date +%s) - s ))"
 		printf 'host_load_start\t%s\n' "$host_load"
@@ -51,6 +51,7 @@ for k in "${kernels[@]}"; do
 			"$(git -C "$top" diff --quiet HEAD -- kernel userspace || echo ' (kernel/ or userspace/ modified in the working tree)')"
 	} >> "$out/$k/extra.tsv"
 	python3 "$top/tests/bench/report.py" "$out/$k" > "$out/$k/results.md" || rc=1
+	command -v gnuplot >/dev/null && gnuplot -e "dir='$out/$k'" "$top/tests/bench/plot.gp" 2>/dev/null || echo "bench: no plots (gnuplot)"
 	cat "$out/$k/results.md"
 done
 exit $rc

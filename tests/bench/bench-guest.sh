@@ -126,7 +126,9 @@ lin=/dev/mapper/b-lin
 log "copying chains onto RAM disks"
 # The images are built on the host by tests/bench/mkimages.sh (the tool is
 # slow under emulation): $BENCH_IMG holds them.
-IMG=${BENCH_IMG:?BENCH_IMG: directory of images from tests/bench/mkimages.sh}
+[ -f "${BENCH_IMG:?BENCH_IMG: directory of images from tests/bench/mkimages.sh}.tar" ] || die "no $BENCH_IMG.tar"
+IMG=$W/img; mkdir -p "$IMG"
+tar -C "$IMG" --sparse -xf "$BENCH_IMG.tar" || die "untar images"
 declare -A SPINE; SPINE[1]=$IMG/root.cow
 for ((i = 2; i <= 63; i++)); do SPINE[$i]=$IMG/s$i.cow; done
 ALLD=$(echo "$DEPTHS_R $DEPTHS_W 2 4" | tr ' ' '\n' | sort -nu | tr '\n' ' ')
@@ -313,7 +315,7 @@ SLICE="$PD 10" row mix7030-depth4 "$L $p" --rw=randrw --rwmixread=70 --bs=4k --i
 log "loop"
 LV=256
 mkdir -p "$W/loop"
-cp --sparse=always "$IMG/loop/r.cow" "$IMG/loop/t.cow" "$W/loop/"
+mv "$IMG/loop/r.cow" "$IMG/loop/t.cow" "$W/loop/"
 lr=$(losetup -f --show --read-only "$W/loop/r.cow"); lt=$(losetup -f --show "$W/loop/t.cow")
 dmc b-lcc "0 $((LV * 2048)) cowchain $lt 1 $lr -"
 truncate -s $((LV + 16))M "$W/loop/lin.img"; ll=$(losetup -f --show "$W/loop/lin.img")

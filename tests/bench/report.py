@@ -174,3 +174,18 @@ try:
             print(f"- {n}")
 except OSError:
     pass
+
+# data for the plots (scripts/bench.sh runs gnuplot on them)
+with open(f"{d}/depth.dat", "w") as f:
+    f.write("# depth cowchain-read qcow2-read cowchain-copyup qcow2-copyup snapshot-origin-write(N snapshots)\n")
+    for dep in (1, 2, 4, 8, 16, 32, 64):
+        v = [med(f"rr4k-depth{dep}", "cowchain"), med(f"rr4k-depth{dep}", "qcow2"),
+             med("cu4k" if dep == 2 else f"cu4k-depth{dep}", "cowchain"),
+             med("cu4k" if dep == 2 else f"cu4k-depth{dep}", "qcow2"),
+             med(f"cu4k-snaporigin{dep}", "snapshot")]
+        if any(x is not None for x in v):
+            f.write(f"{dep} " + " ".join("NaN" if x is None else f"{x:.3f}" for x in v) + "\n")
+with open(f"{d}/firstwrite.dat", "w") as f:
+    for i, p in enumerate(present):
+        v = [med(r, p) for r in ("fw4k", "cu4k", "cu64k", "fsync-fw4k")]
+        f.write(f"{i} {p} " + " ".join("NaN" if x is None else f"{x:.3f}" for x in v) + "\n")

@@ -6,6 +6,7 @@
 #   make userspace           the library and the tool only
 #   make check               userspace unit tests + guest tests on every kernel
 #   make vm-check KVER=X     guest tests on one kernel
+#   make stress              the long reliability tier (tests/stress/) on every kernel
 #   make demo                the demo in a guest, on every kernel
 #   make bench [BENCH_KVER=X] [BENCH_QUICK=1]  benchmarks in a guest (build/bench/, docs/BENCHMARKS.md)
 #   make lint                shellcheck the scripts
@@ -69,11 +70,25 @@ $(addprefix module-,$(KVERS)): module-%:
 # run-check.sh builds what it tests and counts build failures as failures,
 # so the summary line comes out whatever breaks.
 check:
+	-@$(MAKE) -s crash-tools
 	@$(TOP)/tests/run-check.sh $(KVERS)
+
+# The reliability tests' tools (tests/crash/), built here so the TCG guest
+# need not run gcc; the guest builds them itself when these are missing.
+crash-tools: userspace $(addprefix $(BUILD)/crash/,replay-log crashload mutate torn)
+$(BUILD)/crash/%: $(TOP)/tests/crash/%.c
+	@mkdir -p $(@D) && $(CC) -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+$(BUILD)/crash/torn: $(TOP)/tests/crash/torn.c $(TOP)/userspace/libcowchain.a
+	@mkdir -p $(@D) && $(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -I$(TOP)/kernel \
+		-I$(TOP)/userspace/lib -o $@ $^ -Wl,--wrap=pwrite $$(pkg-config --libs json-c devmapper)
 
 vm-check:
 	@[ -n "$(KVER)" ] || { echo "vm-check: set KVER= (one of: $$($(TOP)/scripts/kernels.sh | tr '\n' ' '))" >&2; exit 2; }
 	@$(TOP)/tests/run-check.sh --no-unit $(KVER)
+
+stress: all crash-tools
+	@rc=0; for k in $(KVERS); do $(TOP)/scripts/vm-run.sh --kernel $$k --out $(BUILD)/stress \
+		--timeout $${COWCHAIN_STRESS_TIMEOUT:-36000} -- $(TOP)/tests/stress/run.sh || rc=1; done; exit $$rc
 
 demo: all
 	@$(TOP)/scripts/vm-run.sh --out $(BUILD)/demo -- $(TOP)/scripts/demo.sh

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/../guest/cc-lib.sh"
 # shellcheck source=tests/crash/lib-crash.sh
 . "$TOP/tests/crash/lib-crash.sh"
-require_cmd gcc jq
+require_cmd gcc
 # shellcheck source=tests/crash/images.sh
 . "$TOP/tests/crash/images.sh"
 images_run 2000 1000

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/../guest/cc-lib.sh"
 # shellcheck source=tests/crash/lib-crash.sh
 . "$TOP/tests/crash/lib-crash.sh"
-require_cmd gcc jq
+require_cmd gcc
 require_cmd mkfs.xfs xfs_repair
 brd_setup 2 400
 powercut_run xfs 10 0 0 40 320 "${COWCHAIN_SEED:-$RANDOM}"

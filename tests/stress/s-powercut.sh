@@ -8,7 +8,7 @@
 . "$(dirname "$0")/../guest/cc-lib.sh"
 # shellcheck source=tests/crash/lib-crash.sh
 . "$TOP/tests/crash/lib-crash.sh"
-require_cmd gcc jq
+require_cmd gcc
 brd_setup 2 96
 powercut_run block 16 96 0 200 48 "${COWCHAIN_SEED:-$RANDOM}"
 log "ok"

@@ -40,11 +40,14 @@ declare -A input=(
 	[restore]="restore X"
 	[set]="set X --autoreset"
 	[resize]="resize X --size 128M"
+	[merge]="merge --plan X"
+	[flatten]="flatten X new.cow"
+	[compact]="compact X"
 )
 # attach/detach need device-mapper (root and the module: tests/guest),
 # tree takes directories, delete searches for children: no file template.
 # Commands that must not change their input.
-readonly_cmds=" info map read check dump restore-dump "
+readonly_cmds=" info map read check dump restore-dump flatten "
 # Commands whose input is a dump (JSON), not a layer.
 json_input=" restore-dump "
 

@@ -395,7 +395,7 @@ static void die_at_n(void)
 static int merge_until_crash(struct tree *t, const struct req *q, bool use_fork)
 {
 	struct cowchain_error err = { 0 };
-	static bool open_before[1024];
+	static bool open_before[256];
 	int status, r, fd;
 	pid_t pid;
 
@@ -413,7 +413,7 @@ static int merge_until_crash(struct tree *t, const struct req *q, bool use_fork)
 		assert_true(WIFEXITED(status));
 		return WEXITSTATUS(status);
 	}
-	for (fd = 3; fd < 1024; fd++)
+	for (fd = 3; fd < 256; fd++)
 		open_before[fd] = fcntl(fd, F_GETFD) >= 0;
 #ifdef __SANITIZE_ADDRESS__
 	__lsan_disable();	/* what the "killed" merge leaves behind */
@@ -429,7 +429,7 @@ static int merge_until_crash(struct tree *t, const struct req *q, bool use_fork)
 #ifdef __SANITIZE_ADDRESS__
 	__lsan_enable();
 #endif
-	for (fd = 3; fd < 1024; fd++)
+	for (fd = 3; fd < 256; fd++)
 		if (!open_before[fd] && fcntl(fd, F_GETFD) >= 0)
 			close(fd);
 	return status;
@@ -568,6 +568,65 @@ static void test_merge_crash(void **state)
 		crash_seed(s, 12);
 }
 
+/* ---- flatten and compact ------------------------------------------------ */
+
+static void test_flatten_compact(void **state)
+{
+	(void)state;
+	for (u64 seed = 1; seed <= 8; seed++) {
+		struct tree t;
+
+		make_tree(&t, seed + 500, (int)(2 + seed % 5));
+		snap_views(&t);
+		for (int i = 0; i < t.n; i++) {
+			struct cowchain_flatten_opts fo = { 0 };
+			struct cowchain_error err = { 0 };
+			struct cowchain_chain *c;
+			u64 bytes;
+			u8 *b;
+
+			if (!t.view[i])
+				continue;
+			/* As a root layer: reads the same, holds no more than the disk. */
+			assert_int_equal(cowchain_flatten(lpath(&t, i), tu_path(t.dir, "flat.cow"), &fo,
+							  &bytes, &err), 0);
+			assert_true(bytes <= t.size[i]);
+			assert_int_equal(cowchain_chain_open(tu_path(t.dir, "flat.cow"), 0, &c, &err), 0);
+			assert_int_equal(cowchain_chain_depth(c), 1);
+			b = malloc(t.size[i]);
+			assert_int_equal(cowchain_read(c, b, 0, t.size[i], &err), 0);
+			assert_memory_equal(b, t.view[i], t.size[i]);
+			cowchain_chain_close(c, NULL);
+			/* As a raw image. */
+			fo.raw = true;
+			assert_int_equal(cowchain_flatten(lpath(&t, i), tu_path(t.dir, "flat.cow"), &fo,
+							  &bytes, &err), -EEXIST);
+			fo.force = true;
+			assert_int_equal(cowchain_flatten(lpath(&t, i), tu_path(t.dir, "flat.cow"), &fo,
+							  &bytes, &err), 0);
+			memset(b, 0xaa, t.size[i]);
+			tu_read(tu_path(t.dir, "flat.cow"), 0, b, t.size[i]);
+			assert_memory_equal(b, t.view[i], t.size[i]);
+			free(b);
+			/* Never over a layer of the chain. */
+			assert_int_equal(cowchain_flatten(lpath(&t, i), lpath(&t, 0), &fo, &bytes, &err),
+					 -EINVAL);
+			unlink(tu_path(t.dir, "flat.cow"));
+		}
+		/* Compact every layer: nothing anyone reads changes. */
+		for (int i = 0; i < t.n; i++) {
+			struct cowchain_compact_result res;
+			struct cowchain_error err = { 0 };
+
+			assert_int_equal(cowchain_compact(lpath(&t, i), &res, &err), 0);
+			assert_true(res.after <= res.before);
+		}
+		compare_views(&t, true, "after compact");
+		check_all(&t, false);	/* nothing leaked any more */
+		free_tree(&t);
+	}
+}
+
 /* ---- refusals ------------------------------------------------------------ */
 
 static void test_merge_refusals(void **state)
@@ -629,6 +688,7 @@ int main(void)
 		cmocka_unit_test(test_merge_refusals),
 		cmocka_unit_test(test_merge_random),
 		cmocka_unit_test(test_merge_crash),
+		cmocka_unit_test(test_flatten_compact),
 	};
 
 	/*

@@ -91,7 +91,8 @@ int cowchain_compact(const char *path, struct cowchain_compact_result *res,
 		r = cc_failf(err, r, path, "out of memory");
 		goto out;
 	}
-	qsort(s.v, s.n, sizeof(*s.v), cmp_phys);
+	if (s.n)
+		qsort(s.v, s.n, sizeof(*s.v), cmp_phys);
 	end = l->sb.capacity << cs;
 	pos = (off_t)(l->sb.data_start << cs);
 	while ((pos = lseek(l->fd, pos, SEEK_DATA)) >= 0 && (u64)pos < end) {
@@ -100,7 +101,8 @@ int cowchain_compact(const char *path, struct cowchain_compact_result *res,
 		if (hole < 0)
 			break;
 		for (p = (u64)pos >> cs; p << cs < (u64)hole && p < l->sb.capacity; p++) {
-			struct pres key = { p, 0 }, *f = bsearch(&key, s.v, s.n, sizeof(*s.v), cmp_phys);
+			struct pres key = { p, 0 };
+			struct pres *f = s.n ? bsearch(&key, s.v, s.n, sizeof(*s.v), cmp_phys) : NULL;
 			struct cc_cent *ce = cc_ctab_find(&l->used, p);
 
 			if (f) {

@@ -60,7 +60,10 @@ static int device_size(struct cowchain_layer *l, u64 *size, struct cowchain_erro
 				       l->path, strerror(errno));
 		return 0;
 	}
-	return cc_failf(err, -EINVAL, l->path, "not a regular file or block device");
+	if (S_ISDIR(st.st_mode))
+		return cc_fail(err, -EISDIR, "cannot open '%s': %s", l->path, strerror(EISDIR));
+	return cc_fail(err, -EINVAL, "cannot open '%s': not a regular file or block device",
+		       l->path);
 }
 
 static int read_superblock(struct cowchain_layer *l, struct cowchain_error *err)
@@ -166,8 +169,8 @@ int cowchain_layer_open(const char *path, unsigned flags,
 	if (r)
 		goto fail;
 	if (size < 2 * COWCHAIN_BLOCK_SIZE) {
-		r = cc_failf(err, -EUCLEAN, path, "too small to be a cowchain layer (%llu bytes)",
-			     (unsigned long long)size);
+		r = cc_fail(err, -EUCLEAN, "cannot open '%s': too small to be a cowchain layer (%llu bytes)",
+			    path, (unsigned long long)size);
 		goto fail;
 	}
 	if (l->writable && flock(l->fd, LOCK_EX | LOCK_NB)) {

@@ -4,7 +4,7 @@
  * checker that compares a recovered device with those states.
  *
  *   crashload run --dev DEV --snap DIR [--seed S] [--rounds R] [--ops N]
- *                 [--threads T] [--mark-cmd CMD] [--slot BYTES]
+ *                 [--threads T] [--mark-cmd CMD] [--slot BYTES] [--no-live-check]
  *
  * keeps an in-memory model of DEV (read at start) and runs R rounds.  A
  * round runs N operations on T threads at once: aligned writes (first
@@ -15,7 +15,8 @@
  * round.  Within one round no sector is touched twice (each operation owns
  * its slots), so after a power cut every sector holds its content from
  * the round's start or from its end.  A round ends with fsync(), a check
- * that DEV equals the model, "CMD rK" (the driver puts a dm-log-writes mark
+ * that DEV equals the model (not with --no-live-check: a device that
+ * drops writes on purpose), "CMD rK" (the driver puts a dm-log-writes mark
  * there) and DIR/rK: one 64-bit hash per 512-byte sector of the model.
  * DIR/r0 is the state before the first round.
  *
@@ -54,7 +55,7 @@ struct op {
 	int sync_after;
 };
 
-static int fd = -1, fd_sync = -1;
+static int fd = -1, fd_sync = -1, live_check = 1;
 static uint64_t dev_size;
 static unsigned char *model;
 static struct op *ops;
@@ -312,8 +313,9 @@ static int cmd_run(const char *dir, uint64_t seed, int rounds, int nper, uint64_
 			pthread_join(th[t], NULL);
 		if (fsync(fd))
 			die("fsync");
-		read_dev(back);
-		if (memcmp(back, model, dev_size)) {
+		if (live_check)
+			read_dev(back);
+		if (live_check && memcmp(back, model, dev_size)) {
 			for (i = 0; (uint64_t)i < dev_size && back[i] == model[i]; i++)
 				;
 			fprintf(stderr, "crashload: round %d: the live device differs from the model"
@@ -394,7 +396,7 @@ int main(int argc, char **argv)
 		{ "dev", 1, 0, 'D' }, { "snap", 1, 0, 's' }, { "seed", 1, 0, 'S' },
 		{ "rounds", 1, 0, 'r' }, { "ops", 1, 0, 'o' }, { "threads", 1, 0, 't' },
 		{ "mark-cmd", 1, 0, 'm' }, { "mark", 1, 0, 'M' }, { "slot", 1, 0, 'l' },
-		{ "upto", 1, 0, 'u' },
+		{ "upto", 1, 0, 'u' }, { "no-live-check", 0, 0, 'n' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *devp = NULL, *dir = NULL, *mark_cmd = NULL, *mark = NULL;
@@ -415,6 +417,7 @@ int main(int argc, char **argv)
 		case 'M': mark = optarg; break;
 		case 'l': slot = strtoull(optarg, NULL, 0); break;
 		case 'u': upto = atoi(optarg); break;
+		case 'n': live_check = 0; break;
 		default: goto usage;
 		}
 	}
@@ -438,7 +441,7 @@ int main(int argc, char **argv)
 		return cmd_verify(dir, mark, upto);
 usage:
 	fprintf(stderr, "usage: crashload run --dev DEV --snap DIR [--seed S] [--rounds R]"
-		" [--ops N] [--threads T] [--mark-cmd CMD] [--slot BYTES]\n"
+		" [--ops N] [--threads T] [--mark-cmd CMD] [--slot BYTES] [--no-live-check]\n"
 		"       crashload verify --dev DEV --snap DIR --mark NAME [--upto M]\n");
 	return 3;
 }

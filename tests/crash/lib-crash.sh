@@ -88,6 +88,8 @@ powercut_run() {
 	base=$(loop_attach "$d/base.cow" ro)
 	sectors=$(( $(vsize "$d/top.cow") / 512 ))
 	if [ "$mode" != block ]; then
+		modprobe "$mode" 2>/dev/null || true
+		grep -qw "$mode" /proc/filesystems || skip "no $mode in this kernel"
 		# mkfs before logging: through a loop device on the top file
 		top=$(losetup -f --show "$d/top.cow") || fail "losetup top"
 		dmsetup create cc-pc-mkfs --table "0 $sectors cowchain $top 1 $base -" ||

@@ -109,6 +109,12 @@ for d in proc sys dev tmp run; do [ -d /newroot/$d ] || fail "/$d missing on hos
 mount -t proc proc /newroot/proc
 mount -t sysfs sysfs /newroot/sys
 mount -t devtmpfs devtmpfs /newroot/dev
+# What udev would make: without /dev/fd bash's process substitution
+# (cmp <(...) <(...)) hands the command a path that does not exist.
+ln -sfn /proc/self/fd /newroot/dev/fd
+ln -sf /proc/self/fd/0 /newroot/dev/stdin
+ln -sf /proc/self/fd/1 /newroot/dev/stdout
+ln -sf /proc/self/fd/2 /newroot/dev/stderr
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs tmpfs /newroot/dev/shm

@@ -423,7 +423,7 @@ int cowchain_live_snapshot(const char *name, const char *newfile, struct cowchai
 	struct cowchain_create_opts co = { 0 };
 	struct cowchain_sb_save saved;
 	struct cowchain_live lv;
-	struct cowchain_loop lp = { .fd = -1 };
+	struct cowchain_loop lp = { .fd = -1 }, anc = { .fd = -1 };
 	struct stat st;
 	char *params = NULL;
 	bool created = false;
@@ -454,7 +454,16 @@ int cowchain_live_snapshot(const char *name, const char *newfile, struct cowchai
 	r = cowchain_loop_get(newfile, false, false, &lp, err);
 	if (r)
 		goto undo;
-	params = live_params(&lv, lp.dev, lv.top_dev);
+	/*
+	 * The old top becomes an ancestor: read-only, like every ancestor, so
+	 * it goes into the new table through a read-only loop device (a file
+	 * layer; a block device layer is used as it is).  Its read-write loop
+	 * device goes away with the old table (autoclear).
+	 */
+	r = cowchain_loop_get(lv.top_file, true, true, &anc, err);
+	if (r)
+		goto undo;
+	params = live_params(&lv, lp.dev, anc.dev);
 	if (!params) {
 		r = cc_fail(err, -ENOMEM, "out of memory");
 		goto undo;
@@ -468,11 +477,13 @@ int cowchain_live_snapshot(const char *name, const char *newfile, struct cowchai
 	goto out;
 undo:
 	cowchain_loop_release(&lp);
+	cowchain_loop_release(&anc);
 	if (created)
 		unlink(newfile);
 	back_out(name, lv.top_file, &saved, err);
 out:
 	cowchain_loop_release(&lp);
+	cowchain_loop_release(&anc);
 	free(params);
 	cowchain_live_free(&lv);
 	return r;

@@ -52,6 +52,20 @@
 
 enum { META_MAP = 0, META_ROOT = 1 };
 
+/* The top's entries: 40 bytes each, not kmalloc's 64. */
+static struct kmem_cache *tent_cache;
+
+int __init cowchain_md_init(void)
+{
+	tent_cache = KMEM_CACHE(cowchain_tent, 0);
+	return tent_cache ? 0 : -ENOMEM;
+}
+
+void cowchain_md_exit(void)
+{
+	kmem_cache_destroy(tent_cache);
+}
+
 /*----------------------------------------------------------------
  * Block I/O
  *--------------------------------------------------------------*/
@@ -262,11 +276,77 @@ static int replay_layer(struct cowchain_md *md, struct cowchain_layer *l,
  * Chain checks
  *--------------------------------------------------------------*/
 
+static int cmp_uuid_ptr(const void *a, const void *b)
+{
+	return memcmp(*(const u8 * const *)a, *(const u8 * const *)b, COWCHAIN_UUID_SIZE);
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * No layer (UUID) twice in the chain.  Sorting keeps this O(n log n) at
+ * depth 4096, where comparing every pair would be 8 million compares.
+ */
+static int check_unique_uuids(struct cowchain_md *md, char **error)
+{
+	const u8 **u = kvmalloc_array(md->nlayers, sizeof(*u), GFP_KERNEL);
+	unsigned int i;
+	int r = 0;
+
+	if (!u) {
+		*error = "cannot allocate memory for the chain check";
+		return -ENOMEM;
+	}
+	for (i = 0; i < md->nlayers; i++)
+		u[i] = md->layers[i].sb.uuid;
+	sort(u, md->nlayers, sizeof(*u), cmp_uuid_ptr, NULL);
+	for (i = 1; i < md->nlayers; i++)
+		if (!memcmp(u[i], u[i - 1], COWCHAIN_UUID_SIZE)) {
+			*error = "the same layer (UUID) appears twice in the chain";
+			r = -ELOOP;
+			break;
+		}
+	kvfree(u);
+	return r;
+}
+
+/* No block device twice among the layers and the base. */
+static int check_unique_devs(const struct cowchain_open_args *a, char **error)
+{
+	unsigned int n = a->ndevs + !!a->base, i;
+	uintptr_t *d = kvmalloc_array(n, sizeof(*d), GFP_KERNEL);
+	int r = 0;
+
+	if (!d) {
+		*error = "cannot allocate memory for the chain check";
+		return -ENOMEM;
+	}
+	for (i = 0; i < a->ndevs; i++)
+		d[i] = (uintptr_t)a->devs[i]->bdev;
+	if (a->base)
+		d[a->ndevs] = (uintptr_t)a->base->bdev;
+	sort(d, n, sizeof(*d), cmp_ptr, NULL);
+	for (i = 1; i < n; i++)
+		if (d[i] == d[i - 1]) {
+			*error = "the same device appears twice in the table";
+			r = -EINVAL;
+			break;
+		}
+	kvfree(d);
+	return r;
+}
+
 static int check_chain(struct cowchain_md *md, const struct cowchain_open_args *a,
 		       const char *devname, char **error)
 {
 	struct cowchain_sb *top = &md->layers[0].sb;
-	unsigned int i, j;
+	unsigned int i;
+	int r;
 
 	if (md->writable && (top->flags & COWCHAIN_SB_SEALED)) {
 		*error = "top layer is sealed (it has children): use read_only";
@@ -298,11 +378,6 @@ static int check_chain(struct cowchain_md *md, const struct cowchain_open_args *
 			*error = "layers differ in cluster or sub-block size";
 			return -EINVAL;
 		}
-		for (j = 0; j < i; j++)
-			if (!memcmp(s->uuid, md->layers[j].sb.uuid, COWCHAIN_UUID_SIZE)) {
-				*error = "the same layer (UUID) appears twice in the chain";
-				return -ELOOP;
-			}
 		if (i + 1 < md->nlayers) {
 			struct cowchain_sb *p = &md->layers[i + 1].sb;
 
@@ -344,7 +419,8 @@ static int check_chain(struct cowchain_md *md, const struct cowchain_open_args *
 		*error = "table length is larger than the virtual disk";
 		return -EINVAL;
 	}
-	return 0;
+	r = check_unique_uuids(md, error);
+	return r;
 }
 
 /*----------------------------------------------------------------
@@ -400,7 +476,7 @@ static int add_entry(struct walk *w, u64 vc, const struct cowchain_entry *e)
 
 		return ient_push(w->ients, &ie);
 	} else {
-		struct cowchain_tent *t = kzalloc(sizeof(*t), GFP_KERNEL);
+		struct cowchain_tent *t = kmem_cache_zalloc(tent_cache, GFP_KERNEL);
 
 		if (!t)
 			return -ENOMEM;
@@ -410,7 +486,7 @@ static int add_entry(struct walk *w, u64 vc, const struct cowchain_entry *e)
 		atomic_set(&t->inflight, 0);
 		r = xa_insert_irq(&md->entries, vc, t, GFP_KERNEL);
 		if (r) {
-			kfree(t);
+			kmem_cache_free(tent_cache, t);
 			return r;
 		}
 		if (e->phys)
@@ -493,6 +569,48 @@ static int walk_map(struct walk *w, u64 blocknr, u64 key, u64 mapidx, void *buf,
 }
 
 /*
+ * The top's metadata clusters may have free 4 KiB blocks (FORMAT.md 2):
+ * new map and leaf blocks go there first, so that activations that each
+ * add a block or two do not each open a new metadata cluster (the layer's
+ * capacity allows for only one partly used one).  metas: sorted, unique
+ * block numbers of every map and leaf block.  At most blocks-per-cluster
+ * - 1 entries per metadata cluster.
+ */
+static int collect_meta_free(struct walk *w)
+{
+	struct cowchain_md *md = w->md;
+	u32 shift = w->l->sb.cluster_shift - COWCHAIN_BLOCK_SHIFT;
+	u64 i = 0, n = 0, cap = 0, b, c, k;
+
+	/* count first: one exact allocation */
+	for (k = 0; k < 2; k++) {
+		for (i = 0; i < w->metas.n; ) {
+			c = w->metas.v[i] >> shift;
+			for (b = c << shift; b < (c + 1) << shift; b++) {
+				if (i < w->metas.n && w->metas.v[i] == b) {
+					i++;
+					continue;
+				}
+				if (k)
+					md->meta_free[n] = b;
+				n++;
+			}
+			if (!k)
+				md->meta_clusters++;
+		}
+		if (k || !n)
+			break;
+		cap = n;
+		n = 0;
+		md->meta_free = kvmalloc_array(cap, sizeof(u64), GFP_KERNEL);
+		if (!md->meta_free)
+			return -ENOMEM;
+	}
+	md->n_meta_free = n;
+	return 0;
+}
+
+/*
  * Cross-checks after the walk: no index block reached twice, no data
  * cluster twice, no data cluster inside a metadata cluster.  Leaves
  * metas converted to sorted unique metadata clusters.
@@ -510,6 +628,10 @@ static int check_overlaps(struct walk *w)
 			*w->error = "an index block of a layer is reached twice";
 			return -EINVAL;
 		}
+	if (!w->li && collect_meta_free(w)) {
+		*w->error = "cannot allocate memory for the free-space map";
+		return -ENOMEM;
+	}
 	sort(w->datas.v, w->datas.n, sizeof(u64), cmp_u64, NULL);
 	for (i = 1; i < w->datas.n; i++)
 		if (w->datas.v[i] == w->datas.v[i - 1]) {
@@ -639,6 +761,46 @@ static int walk_layer(struct cowchain_md *md, unsigned int li, struct ientvec *i
 	return ret;
 }
 
+/* Free everything the top's walk built; the layer list stays. */
+static void free_top_state(struct cowchain_md *md)
+{
+	unsigned long i;
+	void *p;
+
+	xa_for_each(&md->entries, i, p)
+		kmem_cache_free(tent_cache, p);
+	xa_destroy(&md->entries);
+	xa_for_each(&md->maps, i, p)
+		kfree(p);
+	xa_destroy(&md->maps);
+	xa_destroy(&md->dirty_meta);
+	free_images(&md->layers[0].images);
+	kvfree(md->ext);
+	kvfree(md->recycled);
+	kvfree(md->pending_free);
+	kvfree(md->meta_free);
+	md->ext = NULL;
+	md->recycled = NULL;
+	md->pending_free = NULL;
+	md->meta_free = NULL;
+	md->next_ext = md->n_ext = md->cap_ext = 0;
+	md->n_recycled = md->cap_recycled = md->n_pending = md->cap_pending = 0;
+	md->n_meta_free = md->next_meta_free = md->meta_clusters = 0;
+	md->free_clusters = md->allocated = 0;
+	md->meta_next = md->meta_end = 0;
+	md->gen_bumped = false;
+}
+
+static void init_journal_state(struct cowchain_md *md)
+{
+	struct cowchain_layer *l = &md->layers[0];
+
+	md->j_head = l->sb.journal_head;
+	md->j_tail = l->jend.pos;
+	md->j_seq = l->jend.seq;
+	md->j_empty = l->replayed == 0;
+}
+
 /*----------------------------------------------------------------
  * Open and close
  *--------------------------------------------------------------*/
@@ -648,7 +810,7 @@ int cowchain_md_open(struct cowchain_md *md, const struct cowchain_open_args *a,
 {
 	struct ientvec ients = { };
 	struct cowchain_sb *top;
-	unsigned int i, j;
+	unsigned int i;
 	int r;
 
 	mutex_init(&md->commit_lock);
@@ -659,11 +821,12 @@ int cowchain_md_open(struct cowchain_md *md, const struct cowchain_open_args *a,
 	xa_init(&md->dirty_meta);
 	md->writable = a->writable;
 	md->base = a->base;
+	md->table_len = a->table_len;
 	if (a->base)
 		md->base_sectors = bdev_nr_sectors(a->base->bdev);
 
 	md->blockbuf = kmalloc(COWCHAIN_BLOCK_SIZE, GFP_KERNEL);
-	md->layers = kcalloc(a->ndevs, sizeof(*md->layers), GFP_KERNEL);
+	md->layers = kvcalloc(a->ndevs, sizeof(*md->layers), GFP_KERNEL);
 	if (!md->blockbuf || !md->layers) {
 		*error = "cannot allocate layers";
 		return -ENOMEM;
@@ -672,16 +835,10 @@ int cowchain_md_open(struct cowchain_md *md, const struct cowchain_open_args *a,
 	for (i = 0; i < a->ndevs; i++) {
 		md->layers[i].dev = a->devs[i];
 		xa_init(&md->layers[i].images);
-		for (j = 0; j < i; j++)
-			if (a->devs[j]->bdev == a->devs[i]->bdev) {
-				*error = "the same device appears twice in the table";
-				return -EINVAL;
-			}
-		if (a->base && a->base->bdev == a->devs[i]->bdev) {
-			*error = "the same device appears twice in the table";
-			return -EINVAL;
-		}
 	}
+	r = check_unique_devs(a, error);
+	if (r)
+		return r;
 	md->io = dm_io_client_create();
 	if (IS_ERR(md->io)) {
 		r = PTR_ERR(md->io);
@@ -737,10 +894,7 @@ int cowchain_md_open(struct cowchain_md *md, const struct cowchain_open_args *a,
 		goto out;
 	}
 
-	md->j_head = top->journal_head;
-	md->j_tail = md->layers[0].jend.pos;
-	md->j_seq = md->layers[0].jend.seq;
-	md->j_empty = md->layers[0].replayed == 0;
+	init_journal_state(md);
 	md->reserve = 4;
 	r = 0;
 out:
@@ -748,28 +902,55 @@ out:
 	return r;
 }
 
+int cowchain_md_refresh(struct cowchain_md *md, const char *devname, char **error)
+{
+	struct cowchain_layer *l = &md->layers[0];
+	struct cowchain_open_args a = {
+		.ndevs = md->nlayers, .base = md->base, .table_len = md->table_len,
+	};
+	u64 seq = l->sb.seq, vsize = l->sb.virtual_size, rb = l->sb.root_blocks;
+	u32 cs = l->sb.cluster_shift, ss = l->sb.subblock_shift;
+	int r;
+
+	mutex_lock(&md->commit_lock);
+	r = read_sb(md, l, devname, error);
+	if (r || l->sb.seq == seq)
+		goto out;
+	DMINFO("%s: %s changed since the table was loaded: reading its index again",
+	       devname, l->dev->name);
+	if (l->sb.virtual_size != vsize || l->sb.root_blocks != rb ||
+	    l->sb.cluster_shift != cs || l->sb.subblock_shift != ss) {
+		*error = "the top layer's geometry changed since the table was loaded";
+		r = -ESTALE;
+		goto out;
+	}
+	free_top_state(md);
+	memset(md->roots, 0, rb * COWCHAIN_PTR_ENTRIES * sizeof(u64));
+	xa_init(&l->images);
+	r = check_chain(md, &a, devname, error);
+	if (!r)
+		r = replay_layer(md, l, devname, error);
+	if (!r)
+		r = walk_layer(md, 0, NULL, devname, error);
+	if (!r)
+		init_journal_state(md);
+out:
+	mutex_unlock(&md->commit_lock);
+	return r;
+}
+
 void cowchain_md_close(struct cowchain_md *md)
 {
-	unsigned long i;
-	void *p;
 	unsigned int k;
 
-	xa_for_each(&md->entries, i, p)
-		kfree(p);
-	xa_destroy(&md->entries);
-	xa_for_each(&md->maps, i, p)
-		kfree(p);
-	xa_destroy(&md->maps);
-	xa_destroy(&md->dirty_meta);
-	if (md->layers)
-		for (k = 0; k < md->nlayers; k++)
+	if (md->layers) {
+		free_top_state(md);
+		for (k = 1; k < md->nlayers; k++)
 			free_images(&md->layers[k].images);
+	}
 	cowchain_index_free(&md->ix);
 	kvfree(md->roots);
-	kvfree(md->ext);
-	kvfree(md->recycled);
-	kvfree(md->pending_free);
-	kfree(md->layers);
+	kvfree(md->layers);
 	kfree(md->blockbuf);
 	if (md->io)
 		dm_io_client_destroy(md->io);
@@ -809,13 +990,13 @@ struct cowchain_tent *__cowchain_md_get_entry(struct cowchain_md *md, u64 vc, gf
 
 	if (t)
 		return t;
-	t = kzalloc(sizeof(*t), gfp | __GFP_NOWARN);
+	t = kmem_cache_zalloc(tent_cache, gfp | __GFP_NOWARN);
 	if (!t)
 		return ERR_PTR(-ENOMEM);
 	atomic_set(&t->inflight, 0);
 	r = xa_insert_irq(&md->entries, vc, t, gfp | __GFP_NOWARN);
 	if (r) {
-		kfree(t);
+		kmem_cache_free(tent_cache, t);
 		if (r != -EBUSY)
 			return ERR_PTR(-ENOMEM);
 		t = xa_load(&md->entries, vc);
@@ -899,14 +1080,24 @@ int __cowchain_md_free_cluster(struct cowchain_md *md, struct cowchain_tent *t)
 	return 0;
 }
 
+/*
+ * A 4 KiB block for a new map or leaf block: a free block of a metadata
+ * cluster found at open, else the rest of the cluster opened last, else a
+ * new cluster.  0 when there is no space.
+ */
 static u64 alloc_meta_block(struct cowchain_md *md)
 {
 	u64 c, b = 0;
 
 	spin_lock(&md->alloc_lock);
+	if (md->next_meta_free < md->n_meta_free) {
+		b = md->meta_free[md->next_meta_free++];
+		goto out;
+	}
 	if (md->meta_next == md->meta_end) {
 		if (!take_cluster(md, &c))
 			goto out;
+		md->meta_clusters++;
 		md->meta_next = c << (md->cluster_shift - COWCHAIN_BLOCK_SHIFT);
 		md->meta_end = md->meta_next +
 			(1ull << (md->cluster_shift - COWCHAIN_BLOCK_SHIFT));
@@ -993,6 +1184,32 @@ static void pack_ptrs(struct cowchain_md *md, u32 magic, u64 key, u64 home,
 	}
 	cowchain_header_init(buf, magic, home, md->layers[0].sb.uuid, key, used);
 	cowchain_block_seal(buf, home);
+}
+
+static bool leaf_has_home(struct cowchain_md *md, u64 l)
+{
+	struct cowchain_mblk *mb = xa_load(&md->maps, l >> COWCHAIN_PTR_SHIFT);
+
+	return mb && mb->ptr[l & (COWCHAIN_PTR_ENTRIES - 1)];
+}
+
+/* No entry of leaf l holds or zeroes anything (in memory). */
+static bool leaf_empty(struct cowchain_md *md, u64 l)
+{
+	struct cowchain_entry e;
+	u32 i;
+
+	for (i = 0; i < COWCHAIN_LEAF_ENTRIES; i++) {
+		struct cowchain_tent *t = xa_load(&md->entries,
+						  (l << COWCHAIN_LEAF_SHIFT) + i);
+
+		if (!t)
+			continue;
+		read_bits(md, t, &e);
+		if (t->phys || !cowchain_entry_empty(&e))
+			return false;
+	}
+	return true;
 }
 
 /* Give leaf l a home, creating its map block if needed. */
@@ -1107,6 +1324,37 @@ static int write_txn(struct cowchain_md *md, void *buf, u64 *homes, void **image
 	return 0;
 }
 
+/*
+ * Pass the discard of clusters whose free was just committed down to the
+ * top device, so that a layer file gets its space back.  Only now: before
+ * the commit, a crash would bring back metadata that still references the
+ * clusters, and their data would be gone.  And before they can be
+ * allocated again (they are not on the recycled list yet), so no new data
+ * is ever discarded.  Advisory: errors are only logged.  Worker (or
+ * postsuspend) only: nothing else touches pending_free meanwhile.
+ */
+static void discard_freed(struct cowchain_md *md)
+{
+	struct block_device *bdev = md->layers[0].dev->bdev;
+	u32 shift = md->cluster_shift - SECTOR_SHIFT;
+	u64 i, j, n = md->n_pending;
+	int r;
+
+	lockdep_assert_held(&md->commit_lock);
+	if (!n || !bdev_max_discard_sectors(bdev))
+		return;
+	sort(md->pending_free, n, sizeof(u64), cmp_u64, NULL);
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && md->pending_free[j] == md->pending_free[j - 1] + 1; j++)
+			;
+		r = blkdev_issue_discard(bdev, md->pending_free[i] << shift,
+					 (j - i) << shift, GFP_NOIO);
+		if (r && r != -EOPNOTSUPP)
+			DMWARN_LIMIT("%s: discard of freed clusters failed: error %d",
+				     md->layers[0].dev->name, r);
+	}
+}
+
 static int __commit(struct cowchain_md *md)
 {
 	struct cowchain_layer *top = &md->layers[0];
@@ -1139,6 +1387,9 @@ static int __commit(struct cowchain_md *md)
 	for (i = 0; i < leaves.n; i++) {
 		u64 home;
 
+		/* a root's discard leaves empty entries: no block for them */
+		if (!leaf_has_home(md, leaves.v[i]) && leaf_empty(md, leaves.v[i]))
+			continue;
 		r = ensure_leaf_home(md, leaves.v[i], &home);
 		if (!r)
 			r = vec_push(&homes, home);
@@ -1200,6 +1451,7 @@ static int __commit(struct cowchain_md *md)
 	md->commits++;
 freed:
 	/* 5. clusters freed before this commit are free on disk now */
+	discard_freed(md);
 	spin_lock(&md->alloc_lock);
 	while (md->n_pending && md->n_recycled < md->cap_recycled) {
 		md->recycled[md->n_recycled++] = md->pending_free[--md->n_pending];

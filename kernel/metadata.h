@@ -32,9 +32,6 @@
 #include "index.h"
 #include "journal.h"
 
-/* Chain depth the target accepts: top plus ancestors. */
-#define COWCHAIN_TARGET_MAX_DEPTH	256u
-
 #define COWCHAIN_DIRTY	XA_MARK_0
 
 struct cowchain_layer {
@@ -77,6 +74,7 @@ struct cowchain_md {
 	struct dm_dev *base;
 	sector_t base_sectors;
 	bool writable;
+	sector_t table_len;
 
 	/* geometry, the same in every layer */
 	u32 cluster_shift, subblock_shift, subblocks;
@@ -102,6 +100,10 @@ struct cowchain_md {
 	u64 free_clusters;		/* ext + recycled */
 	u64 allocated;			/* data clusters held by the top */
 	u64 meta_next, meta_end;	/* metadata blocks left in current cluster */
+	/* free 4 KiB blocks in the metadata clusters found at open (FORMAT.md 2) */
+	u64 *meta_free;
+	u64 n_meta_free, next_meta_free;
+	u64 meta_clusters;		/* metadata clusters the top uses */
 	u64 reserve;			/* clusters kept for index blocks */
 	/* journal */
 	u64 j_head, j_tail, j_seq;
@@ -118,6 +120,10 @@ struct cowchain_open_args {
 	bool writable;
 	sector_t table_len;
 };
+
+/* Module load and unload: the entry cache. */
+int cowchain_md_init(void);
+void cowchain_md_exit(void);
 
 /*
  * Open and validate the chain.  May sleep.  On failure returns -errno and
@@ -138,6 +144,13 @@ void cowchain_md_close(struct cowchain_md *md);
 int cowchain_md_commit(struct cowchain_md *md);
 /* Commit, then write every journalled image home and advance the head. */
 int cowchain_md_checkpoint(struct cowchain_md *md);
+/*
+ * Preresume: if the top's superblock changed on disk since it was read
+ * (another table wrote the layer after this one was loaded), read the
+ * top's index again.  Call only while no I/O runs through this table
+ * (suspended, worker idle).  Sleeps.  0, or -errno with *error set.
+ */
+int cowchain_md_refresh(struct cowchain_md *md, const char *devname, char **error);
 /* Set NEEDS_CHECK in the top's superblock; best effort. */
 void cowchain_md_set_needs_check(struct cowchain_md *md);
 

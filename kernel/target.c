@@ -76,6 +76,7 @@ struct cowchain_c {
 	unsigned int ndevs;
 	struct dm_dev *base;
 	bool read_only;			/* the read_only feature */
+	bool root;			/* the top has no parent and no base */
 	enum cowchain_mode mode;
 
 	spinlock_t lock;		/* the lists below */
@@ -83,6 +84,8 @@ struct cowchain_c {
 	struct bio_list flushes;	/* waiting for a commit */
 	struct bio_list committed;	/* FUA writes done, waiting for a commit */
 	bool commit_requested;
+	bool checkpoint_requested;
+	int checkpoint_result;
 	bool suspended;			/* no timer re-arming */
 
 	struct workqueue_struct *wq;
@@ -92,7 +95,21 @@ struct cowchain_c {
 	unsigned long last_commit;
 	void *cow_buf;			/* one sub-block, worker only */
 	const char *name;
+	struct mutex msg_lock;		/* one worker-run message at a time */
+	struct list_head claim;		/* on live_tops while claimed */
 };
+
+/*
+ * Tops of live (resumed) tables.  A layer may be written through one table
+ * only: a second live table on the same top would keep its own in-core
+ * index and allocate the same free clusters.  dm opens every table device
+ * with one holder, so an exclusive open cannot tell two tables apart; the
+ * claim is taken in preresume and given back in postsuspend and dtr (a
+ * reload of the same device suspends the old table before it resumes the
+ * new one).
+ */
+static LIST_HEAD(live_tops);
+static DEFINE_MUTEX(live_tops_lock);
 
 /* Per-bio state. */
 struct per_bio {
@@ -569,16 +586,28 @@ static int zero_range(struct cowchain_c *cc, u64 vc, u64 in, u64 len, bool wz)
 	r = cowchain_md_reserve_free(md, 1);
 	if (r)
 		return r;
-	t = __cowchain_md_get_entry(md, vc, GFP_NOIO);
-	if (IS_ERR(t))
-		return PTR_ERR(t);
+	/*
+	 * A root (no parent, no base) reads zeros wherever it holds nothing:
+	 * it records no zero markers (FORMAT.md 6), so a cluster it does not
+	 * hold needs no entry and no leaf block at all.
+	 */
+	if (cc->root) {
+		t = xa_load(&md->entries, vc);
+		if (!t)
+			return 0;
+	} else {
+		t = __cowchain_md_get_entry(md, vc, GFP_NOIO);
+		if (IS_ERR(t))
+			return PTR_ERR(t);
+	}
 	spin_lock(&md->alloc_lock);
 	if (t->busy || atomic_read(&t->inflight)) {
 		spin_unlock(&md->alloc_lock);
 		return -EAGAIN;
 	}
 	write_seqlock_irq(&md->bits_lock);
-	t->zero |= mask;
+	if (!cc->root)
+		t->zero |= mask;
 	t->present &= ~mask;
 	if (!t->present)
 		__cowchain_md_free_cluster(md, t);
@@ -663,7 +692,7 @@ static void do_worker(struct work_struct *ws)
 	struct cowchain_c *cc = container_of(ws, struct cowchain_c, worker);
 	struct cowchain_md *md = &cc->md;
 	struct bio_list deferred, flushes, committed, retry, after = BIO_EMPTY_LIST;
-	bool want_commit;
+	bool want_commit, want_checkpoint;
 	struct bio *bio;
 	int r = 0;
 
@@ -676,7 +705,9 @@ static void do_worker(struct work_struct *ws)
 	bio_list_init(&cc->flushes);
 	bio_list_init(&cc->committed);
 	want_commit = cc->commit_requested;
+	want_checkpoint = cc->checkpoint_requested;
 	cc->commit_requested = false;
+	cc->checkpoint_requested = false;
 	spin_unlock_irq(&cc->lock);
 
 	while ((bio = bio_list_pop(&deferred)))
@@ -698,6 +729,16 @@ static void do_worker(struct work_struct *ws)
 		cc->last_commit = jiffies;
 		if (READ_ONCE(cc->mode) == CM_OUT_OF_SPACE && md->free_clusters > md->reserve)
 			set_mode(cc, CM_WRITE);
+	}
+	if (want_checkpoint) {
+		int c = -EROFS;
+
+		if (!cc->read_only && READ_ONCE(cc->mode) < CM_READ_ONLY) {
+			c = cowchain_md_checkpoint(md);
+			if (c)
+				metadata_operation_failed(cc, "checkpoint", c);
+		}
+		cc->checkpoint_result = c;
 	}
 	while ((bio = bio_list_pop(&flushes))) {
 		if (r) {
@@ -744,6 +785,41 @@ static void commit_in_worker(struct cowchain_c *cc)
  * Constructor and destructor
  *--------------------------------------------------------------*/
 
+/*----------------------------------------------------------------
+ * Claims on the top device
+ *--------------------------------------------------------------*/
+
+/* Claim the top for this table; -EBUSY if another live table writes it. */
+static int claim_top(struct cowchain_c *cc)
+{
+	struct cowchain_c *o;
+	int r = 0;
+
+	mutex_lock(&live_tops_lock);
+	if (list_empty(&cc->claim)) {
+		list_for_each_entry(o, &live_tops, claim)
+			if (o->devs[0]->bdev == cc->devs[0]->bdev &&
+			    (!o->read_only || !cc->read_only)) {
+				DMERR("%s: top %s is in use by the live device %s",
+				      cc->name, cc->devs[0]->name, o->name);
+				r = -EBUSY;
+				break;
+			}
+		if (!r)
+			list_add(&cc->claim, &live_tops);
+	}
+	mutex_unlock(&live_tops_lock);
+	return r;
+}
+
+/* Idempotent. */
+static void release_top(struct cowchain_c *cc)
+{
+	mutex_lock(&live_tops_lock);
+	list_del_init(&cc->claim);
+	mutex_unlock(&live_tops_lock);
+}
+
 /* One function for dtr and for unwinding a half-built ctr. */
 static void destroy(struct cowchain_c *cc)
 {
@@ -757,6 +833,7 @@ static void destroy(struct cowchain_c *cc)
 		destroy_workqueue(cc->wq);
 	}
 	cancel_work_sync(&cc->event_work);
+	release_top(cc);
 	cowchain_md_close(&cc->md);
 	if (cc->devs)
 		for (i = 0; i < cc->ndevs; i++)
@@ -764,7 +841,7 @@ static void destroy(struct cowchain_c *cc)
 				dm_put_device(cc->ti, cc->devs[i]);
 	if (cc->base)
 		dm_put_device(cc->ti, cc->base);
-	kfree(cc->devs);
+	kvfree(cc->devs);
 	kvfree(cc->cow_buf);
 	kfree(cc);
 }
@@ -772,7 +849,7 @@ static void destroy(struct cowchain_c *cc)
 static int parse_ancestor_count(struct cowchain_c *cc, const char *arg, char **error)
 {
 	static const struct dm_arg _arg = {
-		0, COWCHAIN_TARGET_MAX_DEPTH - 1, "invalid number of ancestors"
+		0, COWCHAIN_MAX_DEPTH - 1, "invalid number of ancestors"
 	};
 	struct dm_arg_set as = { .argc = 1, .argv = (char **)&arg };
 	unsigned int n;
@@ -880,6 +957,8 @@ static int cowchain_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	cc->ti = ti;
 	cc->name = dm_table_device_name(ti->table);
 	spin_lock_init(&cc->lock);
+	mutex_init(&cc->msg_lock);
+	INIT_LIST_HEAD(&cc->claim);
 	bio_list_init(&cc->deferred);
 	bio_list_init(&cc->flushes);
 	bio_list_init(&cc->committed);
@@ -900,7 +979,7 @@ static int cowchain_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = parse_features(cc, &as, &ti->error);
 	if (r)
 		goto bad;
-	cc->devs = kcalloc(cc->ndevs, sizeof(*cc->devs), GFP_KERNEL);
+	cc->devs = kvcalloc(cc->ndevs, sizeof(*cc->devs), GFP_KERNEL);
 	if (!cc->devs) {
 		ti->error = "cannot allocate the device list";
 		r = -ENOMEM;
@@ -925,6 +1004,7 @@ static int cowchain_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto bad;
 
+	cc->root = cc->md.layers[0].sb.parent_kind == COWCHAIN_PARENT_NONE;
 	cc->cow_buf = kvmalloc(1ul << cc->md.subblock_shift, GFP_KERNEL);
 	cc->wq = alloc_workqueue("dm-cowchain", WQ_MEM_RECLAIM, 0);
 	if (!cc->cow_buf || !cc->wq) {
@@ -965,7 +1045,10 @@ static void cowchain_dtr(struct dm_target *ti)
  * Suspend and resume
  *--------------------------------------------------------------*/
 
-/* Every bio has completed: stop the timer, commit and checkpoint. */
+/*
+ * Every bio has completed: stop the timer, commit and checkpoint, give the
+ * top back.  Idempotent: a second call finds nothing to commit.
+ */
 static void cowchain_postsuspend(struct dm_target *ti)
 {
 	struct cowchain_c *cc = ti->private;
@@ -975,13 +1058,40 @@ static void cowchain_postsuspend(struct dm_target *ti)
 	cancel_delayed_work_sync(&cc->waker);
 	flush_workqueue(cc->wq);
 	cancel_delayed_work_sync(&cc->waker);
-	if (cc->read_only || READ_ONCE(cc->mode) >= CM_READ_ONLY)
-		return;
-	r = cowchain_md_checkpoint(&cc->md);
-	if (r)
-		metadata_operation_failed(cc, "checkpoint", r);
+	if (!cc->read_only && READ_ONCE(cc->mode) < CM_READ_ONLY) {
+		r = cowchain_md_checkpoint(&cc->md);
+		if (r)
+			metadata_operation_failed(cc, "checkpoint", r);
+	}
+	release_top(cc);
 }
 
+/*
+ * The table may have been loaded while another table (the one it
+ * replaces, or another device) still wrote the same top: claim the top,
+ * then read its index again if its superblock moved since the
+ * constructor read it.  Nothing runs through this table yet.
+ */
+static int cowchain_preresume(struct dm_target *ti)
+{
+	struct cowchain_c *cc = ti->private;
+	char *error = NULL;
+	int r;
+
+	r = claim_top(cc);
+	if (r)
+		return r;
+	r = cowchain_md_refresh(&cc->md, cc->name, &error);
+	if (r) {
+		DMERR("%s: cannot resume: %s (error %d)", cc->name,
+		      error ? error : "reading the top layer failed", r);
+		release_top(cc);
+		set_mode(cc, CM_FAIL);
+	}
+	return r;
+}
+
+/* Idempotent. */
 static void cowchain_resume(struct dm_target *ti)
 {
 	struct cowchain_c *cc = ti->private;
@@ -1067,10 +1177,15 @@ static int process_checkpoint_mesg(struct cowchain_c *cc, unsigned int argc, cha
 		return -EINVAL;
 	if (cc->read_only || READ_ONCE(cc->mode) >= CM_READ_ONLY)
 		return -EROFS;
-	flush_workqueue(cc->wq);
-	r = cowchain_md_checkpoint(&cc->md);
-	if (r)
-		metadata_operation_failed(cc, "checkpoint", r);
+	/* in the worker, so that no discard frees a cluster meanwhile */
+	mutex_lock(&cc->msg_lock);
+	spin_lock_irq(&cc->lock);
+	cc->checkpoint_requested = true;
+	spin_unlock_irq(&cc->lock);
+	queue_work(cc->wq, &cc->worker);
+	flush_work(&cc->worker);
+	r = cc->checkpoint_result;
+	mutex_unlock(&cc->msg_lock);
 	return r;
 }
 
@@ -1139,13 +1254,14 @@ static int cowchain_iterate_devices(struct dm_target *ti, iterate_devices_callou
 
 static struct target_type cowchain_target = {
 	.name    = "cowchain",
-	.version = {1, 0, 0},
+	.version = {1, 1, 0},
 	.module  = THIS_MODULE,
 	.ctr     = cowchain_ctr,
 	.dtr     = cowchain_dtr,
 	.map     = cowchain_map,
 	.end_io  = cowchain_end_io,
 	.postsuspend = cowchain_postsuspend,
+	.preresume = cowchain_preresume,
 	.resume  = cowchain_resume,
 	.status  = cowchain_status,
 	.message = cowchain_message,
@@ -1154,12 +1270,20 @@ static struct target_type cowchain_target = {
 
 static int __init dm_cowchain_init(void)
 {
-	return dm_register_target(&cowchain_target);
+	int r = cowchain_md_init();
+
+	if (r)
+		return r;
+	r = dm_register_target(&cowchain_target);
+	if (r)
+		cowchain_md_exit();
+	return r;
 }
 
 static void __exit dm_cowchain_exit(void)
 {
 	dm_unregister_target(&cowchain_target);
+	cowchain_md_exit();
 }
 
 module_init(dm_cowchain_init);

@@ -1,0 +1,88 @@
+#!/bin/bash
+# A deep chain: activation and reads at depth COWCHAIN_DEPTH, with data at
+# the root, every 256th layer and the top, equal the library's reads;
+# activation time is logged.  A table with more than 4096 layers is
+# refused by its ancestor count.
+#
+# Depth 1024 on the first kernel make check runs (COWCHAIN_DEPTH_KVER,
+# default 6.1.*), 256 on the others: building the chain in the guest
+# dominates the run time (each "cowchain write" opens the whole chain
+# below it, and every layer is a process start and a loop device), so data
+# goes only into a few layers.
+# shellcheck source=tests/guest/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/guest/cc-lib.sh
+. "$(dirname "$0")/cc-lib.sh"
+
+case ${COWCHAIN_KVER:-$(uname -r)} in
+${COWCHAIN_DEPTH_KVER:-6.1.*}) depth=${COWCHAIN_DEPTH:-1024} ;;
+*) depth=${COWCHAIN_DEPTH:-256} ;;
+esac
+d=$TEST_TMP/c
+mkdir -p "$d"
+
+log "building a chain of depth $depth"
+start=$SECONDS
+files=()
+for ((i = 0; i < depth; i++)); do
+	f=$d/l$i.cow
+	if ((i == 0)); then
+		"$CC" create "$f" --size 8M --journal-size 64K >/dev/null || fail "create $f"
+		"$CC" write "$f" --offset 0 --pattern 1 --length 1048576 >/dev/null || fail "write $f"
+	else
+		"$CC" create "$f" --parent "${files[0]}" --journal-size 64K >/dev/null ||
+			fail "create $f"
+	fi
+	if ((i % 256 == 255 || i == depth - 1)); then
+		# one sub-block per such layer, overlapping the root's data
+		# every other time, and one zeroed sub-block over the root's data
+		"$CC" write "$f" --offset $(( (i / 256) * 69632 )) \
+			--pattern $(( i % 251 + 2 )) --length 4096 >/dev/null || fail "write $f"
+		"$CC" write "$f" --offset $(( (i / 256) * 4096 + 8192 )) --zero --length 4096 \
+			>/dev/null || fail "zero $f"
+	fi
+	files=("$f" "${files[@]}")
+done
+log "chain built in $((SECONDS - start))s"
+
+loops=()
+cleanup_loops() {
+	local l
+	for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
+}
+on_exit cleanup_loops
+start=$SECONDS
+loops+=("$(losetup -f --show "${files[0]}")") || fail "losetup top"
+for ((i = 1; i < depth; i++)); do
+	loops+=("$(losetup -f --show --read-only "${files[i]}")") || fail "losetup ${files[i]}"
+done
+log "$depth loop devices in $((SECONDS - start))s"
+
+sectors=$(( $(vsize "${files[0]}") / 512 ))
+table="0 $sectors cowchain ${loops[0]} $((depth - 1)) ${loops[*]:1} -"
+t0=$(date +%s%N)
+dm_create cc-depth "$table"
+t1=$(date +%s%N)
+log "activation at depth $depth: $(( (t1 - t0) / 1000000 )) ms"
+set -- $(dmsetup status cc-depth)
+assert_eq "$depth" "$5" "status depth"
+t0=$(date +%s%N)
+same_as_library /dev/mapper/cc-depth "${files[0]}" "depth $depth"
+t1=$(date +%s%N)
+log "reading and comparing 8 MiB: $(( (t1 - t0) / 1000000 )) ms"
+
+# a write at depth still lands where the library reads it
+head -c 65536 /dev/urandom > "$TEST_TMP/w"
+dd if="$TEST_TMP/w" of=/dev/mapper/cc-depth bs=4096 seek=3 oflag=direct conv=notrunc \
+	status=none || fail "write at depth"
+dm_remove cc-depth
+"$CC" read "${files[0]}" --offset 12288 --length 65536 --output "$TEST_TMP/r" ||
+	fail "cowchain read"
+cmp "$TEST_TMP/w" "$TEST_TMP/r" || fail "write at depth $depth differs in the library"
+
+log "more than 4096 layers is refused"
+assert_fails dmsetup create cc-deep --table "0 $sectors cowchain ${loops[0]} 4096 ${loops[*]:1} -"
+dm_exists cc-deep && fail "cc-deep exists"
+dmesg | tail -n 5 | grep -q "invalid number of ancestors" ||
+	fail "no 'invalid number of ancestors' in the kernel log"
+log "ok"

@@ -1,0 +1,653 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-cowchain: the I/O path -- map, end_io and the worker.
+ *
+ * map() serves reads, overwrites and first writes of whole sub-blocks by
+ * itself: it looks up in memory (the top's entries under a seqlock, the
+ * ancestors' resolved index), remaps, and never sleeps.  Everything else
+ * goes to the worker through a spinlock-protected list: copy-up of a
+ * partly written sub-block, discard and write-zeroes, allocation retries,
+ * flushes that need a commit (batched: one commit serves every flush
+ * waiting when the worker runs), and commits and checkpoints asked for by
+ * messages.  See target.c for the design as a whole.
+ */
+#include <linux/blkdev.h>
+#include <linux/bio.h>
+#include "target.h"
+
+/*----------------------------------------------------------------
+ * Lookup
+ *--------------------------------------------------------------*/
+
+static void read_entry(struct cowchain_md *md, u64 vc, u64 *phys, u64 *present, u64 *zero)
+{
+	struct cowchain_tent *t = xa_load(&md->entries, vc);
+	unsigned int seq;
+
+	*phys = *present = *zero = 0;
+	if (!t)
+		return;
+	do {
+		seq = read_seqbegin(&md->bits_lock);
+		*phys = t->phys;
+		*present = t->present;
+		*zero = t->zero;
+	} while (read_seqretry(&md->bits_lock, seq));
+}
+
+/*
+ * Where sub-block sb of vc is read from; returns the number of sub-blocks
+ * from sb on that read the same way, contiguously.  Any context.
+ */
+u32 cowchain_resolve(struct cowchain_md *md, u64 vc, u32 sb, struct src *s)
+{
+	u64 phys, present, zero, bit = 1ull << sb;
+	struct cowchain_ires ir;
+	u32 n = md->subblocks, run, run2;
+
+	read_entry(md, vc, &phys, &present, &zero);
+	if (present & bit) {
+		s->kind = SRC_TOP;
+		s->phys = phys;
+		return cowchain_run_of(present, sb, n);
+	}
+	if (zero & bit) {
+		s->kind = SRC_ZERO;
+		return cowchain_run_of(zero, sb, n);
+	}
+	run = cowchain_run_of(~(present | zero), sb, n);
+	run2 = cowchain_index_lookup(&md->ix, vc, sb, &ir);
+	switch (ir.kind) {
+	case COWCHAIN_I_DATA:
+		s->kind = SRC_LAYER;
+		s->layer = ir.layer + 1;
+		s->phys = ir.phys;
+		break;
+	case COWCHAIN_I_ZERO:
+		s->kind = SRC_ZERO;
+		break;
+	default:
+		s->kind = SRC_BELOW;
+		break;
+	}
+	return min(run, run2);
+}
+
+/*----------------------------------------------------------------
+ * Bio helpers
+ *--------------------------------------------------------------*/
+
+static struct per_bio *pb_of(struct bio *bio)
+{
+	return dm_per_bio_data(bio, sizeof(struct per_bio));
+}
+
+static void defer_bio(struct cowchain_c *cc, struct bio *bio, struct bio_list *l)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&cc->lock, flags);
+	bio_list_add(l, bio);
+	spin_unlock_irqrestore(&cc->lock, flags);
+	queue_work(cc->wq, &cc->worker);
+}
+
+static void remap_to(struct bio *bio, struct dm_dev *dev, sector_t sector)
+{
+	bio_set_dev(bio, dev->bdev);
+	bio->bi_iter.bi_sector = sector;
+}
+
+static void end_with(struct bio *bio, blk_status_t st)
+{
+	bio->bi_status = st;
+	bio_endio(bio);
+}
+
+/*----------------------------------------------------------------
+ * Read path (map)
+ *--------------------------------------------------------------*/
+
+static int map_read(struct cowchain_c *cc, struct bio *bio)
+{
+	struct cowchain_md *md = &cc->md;
+	sector_t sector = dm_target_offset(cc->ti, bio->bi_iter.bi_sector);
+	u64 off = (u64)sector << SECTOR_SHIFT;
+	u64 vc = off >> md->cluster_shift;
+	u64 in = off & ((1ull << md->cluster_shift) - 1);
+	u32 sb = in >> md->subblock_shift, run;
+	sector_t max;
+	struct src s;
+
+	run = cowchain_resolve(md, vc, sb, &s);
+	max = ((((u64)sb + run) << md->subblock_shift) - in) >> SECTOR_SHIFT;
+	if (s.kind == SRC_BELOW && cc->base && sector < md->base_sectors)
+		max = min_t(sector_t, max, md->base_sectors - sector);
+	if (bio_sectors(bio) > max)
+		dm_accept_partial_bio(bio, max);
+
+	switch (s.kind) {
+	case SRC_TOP:
+		remap_to(bio, md->layers[0].dev, cowchain_phys_sector(md, s.phys, in));
+		return DM_MAPIO_REMAPPED;
+	case SRC_LAYER:
+		remap_to(bio, md->layers[s.layer].dev, cowchain_phys_sector(md, s.phys, in));
+		return DM_MAPIO_REMAPPED;
+	case SRC_BELOW:
+		if (cc->base && sector < md->base_sectors) {
+			remap_to(bio, cc->base, sector);
+			return DM_MAPIO_REMAPPED;
+		}
+		fallthrough;
+	case SRC_ZERO:
+		zero_fill_bio(bio);
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	return DM_MAPIO_KILL;
+}
+
+/*----------------------------------------------------------------
+ * Write path (map, and the worker's retries)
+ *--------------------------------------------------------------*/
+
+enum { W_REMAPPED, W_DEFER, W_DONE };
+
+/*
+ * Map a write.  In map() (worker == false) the bio is first cut to a piece
+ * that one decision covers; the worker only gets pieces cut that way.
+ */
+static int map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
+{
+	struct cowchain_md *md = &cc->md;
+	struct per_bio *pb = pb_of(bio);
+	sector_t sector = dm_target_offset(cc->ti, bio->bi_iter.bi_sector);
+	u64 off = (u64)sector << SECTOR_SHIFT;
+	u64 vc = off >> md->cluster_shift;
+	u64 in = off & ((1ull << md->cluster_shift) - 1);
+	u64 sbsize = 1ull << md->subblock_shift;
+	u32 sb = in >> md->subblock_shift, run, nfull;
+	u64 end = in + bio->bi_iter.bi_size, phys, present, zero;
+	struct cowchain_tent *t;
+
+	if (READ_ONCE(cc->mode) >= CM_READ_ONLY) {
+		end_with(bio, BLK_STS_IOERR);
+		return W_DONE;
+	}
+	read_entry(md, vc, &phys, &present, &zero);
+	if (present & (1ull << sb)) {
+		run = cowchain_run_of(present, sb, md->subblocks);
+		if (!worker && end > ((u64)sb + run) << md->subblock_shift)
+			dm_accept_partial_bio(bio, ((((u64)sb + run) << md->subblock_shift) - in)
+					      >> SECTOR_SHIFT);
+		remap_to(bio, md->layers[0].dev, cowchain_phys_sector(md, phys, in));
+		return W_REMAPPED;
+	}
+	/* part of a sub-block the top does not hold: copy-up in the worker */
+	nfull = (in & (sbsize - 1)) ? 0 : (u32)((end - in) >> md->subblock_shift);
+	if (!nfull) {
+		if (!worker && end > ((u64)sb + 1) * sbsize)
+			dm_accept_partial_bio(bio, ((((u64)sb + 1) * sbsize) - in) >> SECTOR_SHIFT);
+		return W_DEFER;
+	}
+	run = min(cowchain_run_of(~present, sb, md->subblocks), nfull);
+	if (!worker && end > ((u64)sb + run) * sbsize)
+		dm_accept_partial_bio(bio, ((((u64)sb + run) * sbsize) - in) >> SECTOR_SHIFT);
+
+	/* first write of whole sub-blocks */
+	t = __cowchain_md_get_cluster(md, vc, worker ? GFP_NOIO : GFP_NOWAIT);
+	if (IS_ERR(t)) {
+		if (PTR_ERR(t) == -ENOSPC) {
+			cowchain_set_mode(cc, CM_OUT_OF_SPACE);
+			end_with(bio, BLK_STS_NOSPC);
+			return W_DONE;
+		}
+		return W_DEFER;
+	}
+	spin_lock(&md->alloc_lock);
+	if (t->busy) {
+		spin_unlock(&md->alloc_lock);
+		return W_DEFER;
+	}
+	atomic_inc(&t->inflight);
+	phys = t->phys;
+	spin_unlock(&md->alloc_lock);
+
+	pb->t = t;
+	pb->vc = vc;
+	pb->mask = (run >= 64 ? ~0ull : ((1ull << run) - 1)) << sb;
+	pb->commit_before_end = !!(bio->bi_opf & REQ_FUA);
+	remap_to(bio, md->layers[0].dev, cowchain_phys_sector(md, phys, in));
+	return W_REMAPPED;
+}
+
+/*----------------------------------------------------------------
+ * Target: map and end_io
+ *--------------------------------------------------------------*/
+
+int cowchain_map(struct dm_target *ti, struct bio *bio)
+{
+	struct cowchain_c *cc = ti->private;
+	struct per_bio *pb = pb_of(bio);
+
+	pb->t = NULL;
+	pb->commit_before_end = false;
+	if (READ_ONCE(cc->mode) == CM_FAIL)
+		return DM_MAPIO_KILL;
+
+	if (bio->bi_opf & REQ_PREFLUSH) {
+		/* a flush with nothing to commit goes straight to the top */
+		if (cc->read_only || !cowchain_md_dirty(&cc->md)) {
+			bio_set_dev(bio, cc->md.layers[0].dev->bdev);
+			return DM_MAPIO_REMAPPED;
+		}
+		defer_bio(cc, bio, &cc->flushes);
+		return DM_MAPIO_SUBMITTED;
+	}
+
+	switch (bio_op(bio)) {
+	case REQ_OP_READ:
+		return map_read(cc, bio);
+	case REQ_OP_WRITE:
+		if (cc->read_only)
+			return DM_MAPIO_KILL;
+		switch (map_write(cc, bio, false)) {
+		case W_REMAPPED:
+			return DM_MAPIO_REMAPPED;
+		case W_DEFER:
+			defer_bio(cc, bio, &cc->deferred);
+			return DM_MAPIO_SUBMITTED;
+		default:
+			return DM_MAPIO_SUBMITTED;
+		}
+	case REQ_OP_DISCARD:
+	case REQ_OP_WRITE_ZEROES:
+		if (cc->read_only)
+			return DM_MAPIO_KILL;
+		defer_bio(cc, bio, &cc->deferred);
+		return DM_MAPIO_SUBMITTED;
+	default:
+		return DM_MAPIO_KILL;
+	}
+}
+
+static void set_bits(struct cowchain_md *md, struct cowchain_tent *t, u64 vc, u64 mask)
+{
+	unsigned long flags;
+
+	write_seqlock_irqsave(&md->bits_lock, flags);
+	t->present |= mask;
+	t->zero &= ~mask;
+	write_sequnlock_irqrestore(&md->bits_lock, flags);
+	cowchain_md_mark_dirty(md, vc);
+}
+
+int cowchain_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
+{
+	struct cowchain_c *cc = ti->private;
+	struct per_bio *pb = pb_of(bio);
+	struct cowchain_tent *t = pb->t;
+
+	if (!t)
+		return DM_ENDIO_DONE;
+	pb->t = NULL;
+	/* the data is on the device: only now may the bits point at it */
+	if (!*error)
+		set_bits(&cc->md, t, pb->vc, pb->mask);
+	atomic_dec(&t->inflight);
+	if (pb->commit_before_end && !*error) {
+		pb->commit_before_end = false;
+		defer_bio(cc, bio, &cc->committed);
+		return DM_ENDIO_INCOMPLETE;
+	}
+	return DM_ENDIO_DONE;
+}
+
+/*----------------------------------------------------------------
+ * Worker: copy-up, discard, commits
+ *--------------------------------------------------------------*/
+
+/* Read sub-block sb of vc through the chain into buf. */
+static int read_subblock(struct cowchain_c *cc, u64 vc, u32 sb, void *buf)
+{
+	struct cowchain_md *md = &cc->md;
+	u64 sbsize = 1ull << md->subblock_shift;
+	sector_t ns = sbsize >> SECTOR_SHIFT;
+	sector_t vsec = ((vc << md->cluster_shift) + ((u64)sb << md->subblock_shift)) >> SECTOR_SHIFT;
+	struct src s;
+
+	cowchain_resolve(md, vc, sb, &s);
+	switch (s.kind) {
+	case SRC_TOP:
+		return cowchain_md_io(md, md->layers[0].dev,
+				      cowchain_phys_sector(md, s.phys, (u64)sb << md->subblock_shift),
+				      ns, buf, REQ_OP_READ);
+	case SRC_LAYER:
+		return cowchain_md_io(md, md->layers[s.layer].dev,
+				      cowchain_phys_sector(md, s.phys, (u64)sb << md->subblock_shift),
+				      ns, buf, REQ_OP_READ);
+	case SRC_BELOW:
+		memset(buf, 0, sbsize);
+		if (cc->base && vsec < md->base_sectors)
+			return cowchain_md_io(md, cc->base, vsec,
+					      min_t(sector_t, ns, md->base_sectors - vsec),
+					      buf, REQ_OP_READ);
+		return 0;
+	case SRC_ZERO:
+		memset(buf, 0, sbsize);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/*
+ * Write [start, start+len) of sub-block sb of vc, taking the bytes from
+ * bio (or zeros), over the sub-block's current content: copy-up.
+ * Returns 0, -EAGAIN (the cluster is busy: retry later) or -errno.
+ */
+static int copy_up(struct cowchain_c *cc, u64 vc, u32 sb, u32 start, u32 len,
+		   struct bio *bio)
+{
+	struct cowchain_md *md = &cc->md;
+	u64 bit = 1ull << sb, phys, present, zero;
+	struct cowchain_tent *t;
+	int r;
+
+	t = __cowchain_md_get_cluster(md, vc, GFP_NOIO);
+	if (IS_ERR(t))
+		return PTR_ERR(t);
+	spin_lock(&md->alloc_lock);
+	if (t->busy || atomic_read(&t->inflight)) {
+		spin_unlock(&md->alloc_lock);
+		return -EAGAIN;
+	}
+	t->busy = 1;
+	spin_unlock(&md->alloc_lock);
+
+	read_entry(md, vc, &phys, &present, &zero);
+	if (present & bit)
+		r = cowchain_md_io(md, md->layers[0].dev,
+				   cowchain_phys_sector(md, phys, (u64)sb << md->subblock_shift),
+				   (1ull << md->subblock_shift) >> SECTOR_SHIFT,
+				   cc->cow_buf, REQ_OP_READ);
+	else
+		r = read_subblock(cc, vc, sb, cc->cow_buf);
+	if (r)
+		goto out;
+	if (bio) {
+		struct bvec_iter iter;
+		struct bio_vec bv;
+		char *p = cc->cow_buf + start;
+
+		bio_for_each_segment(bv, bio, iter) {
+			memcpy_from_bvec(p, &bv);
+			p += bv.bv_len;
+		}
+	} else {
+		memset(cc->cow_buf + start, 0, len);
+	}
+	r = cowchain_md_io(md, md->layers[0].dev,
+			   cowchain_phys_sector(md, phys, (u64)sb << md->subblock_shift),
+			   (1ull << md->subblock_shift) >> SECTOR_SHIFT,
+			   cc->cow_buf, REQ_OP_WRITE);
+	if (!r)
+		set_bits(md, t, vc, bit);
+out:
+	spin_lock(&md->alloc_lock);
+	t->busy = 0;
+	spin_unlock(&md->alloc_lock);
+	return r;
+}
+
+/*
+ * Discard / write-zeroes over [off, off+len) of vcluster vc: every fully
+ * covered sub-block gets its zero bit and loses its present bit; a cluster
+ * left with no present bit loses its data cluster (free after the next
+ * commit).  Write-zeroes zeroes partly covered sub-blocks by copy-up.
+ */
+static int zero_range(struct cowchain_c *cc, u64 vc, u64 in, u64 len, bool wz)
+{
+	struct cowchain_md *md = &cc->md;
+	u64 sbsize = 1ull << md->subblock_shift, end = in + len, mask = 0;
+	u32 first = DIV_ROUND_UP(in, sbsize), last = end / sbsize, i;
+	struct cowchain_tent *t;
+	int r;
+
+	if (wz) {
+		/* partial head and tail */
+		if (in & (sbsize - 1)) {
+			u32 sb = in / sbsize;
+			u64 e = min(end, ((u64)sb + 1) * sbsize);
+
+			r = copy_up(cc, vc, sb, in & (sbsize - 1), e - in, NULL);
+			if (r)
+				return r;
+		}
+		if ((end & (sbsize - 1)) && end / sbsize >= first) {
+			u32 sb = end / sbsize;
+
+			r = copy_up(cc, vc, sb, 0, end & (sbsize - 1), NULL);
+			if (r)
+				return r;
+		}
+	}
+	for (i = first; i < last; i++)
+		mask |= 1ull << i;
+	if (!mask)
+		return 0;
+	r = cowchain_md_reserve_free(md, 1);
+	if (r)
+		return r;
+	/*
+	 * A root (no parent, no base) reads zeros wherever it holds nothing:
+	 * it records no zero markers (FORMAT.md 6), so a cluster it does not
+	 * hold needs no entry and no leaf block at all.
+	 */
+	if (cc->root) {
+		t = xa_load(&md->entries, vc);
+		if (!t)
+			return 0;
+	} else {
+		t = __cowchain_md_get_entry(md, vc, GFP_NOIO);
+		if (IS_ERR(t))
+			return PTR_ERR(t);
+	}
+	spin_lock(&md->alloc_lock);
+	if (t->busy || atomic_read(&t->inflight)) {
+		spin_unlock(&md->alloc_lock);
+		return -EAGAIN;
+	}
+	write_seqlock_irq(&md->bits_lock);
+	if (!cc->root)
+		t->zero |= mask;
+	t->present &= ~mask;
+	if (!t->present)
+		__cowchain_md_free_cluster(md, t);
+	write_sequnlock_irq(&md->bits_lock);
+	spin_unlock(&md->alloc_lock);
+	cowchain_md_mark_dirty(md, vc);
+	return 0;
+}
+
+static int process_zeroes(struct cowchain_c *cc, struct bio *bio)
+{
+	struct cowchain_md *md = &cc->md;
+	u64 off = (u64)dm_target_offset(cc->ti, bio->bi_iter.bi_sector) << SECTOR_SHIFT;
+	u64 end = off + bio->bi_iter.bi_size, csize = 1ull << md->cluster_shift;
+	bool wz = bio_op(bio) == REQ_OP_WRITE_ZEROES;
+	int r;
+
+	while (off < end) {
+		u64 vc = off >> md->cluster_shift, in = off & (csize - 1);
+		u64 len = min(end - off, csize - in);
+
+		r = zero_range(cc, vc, in, len, wz);
+		if (r)
+			return r;
+		off += len;
+	}
+	return 0;
+}
+
+/* Returns true if the bio must be retried later. */
+static bool process_deferred(struct cowchain_c *cc, struct bio *bio,
+			     struct bio_list *after_commit)
+{
+	struct cowchain_md *md = &cc->md;
+	int r;
+
+	if (READ_ONCE(cc->mode) >= CM_READ_ONLY) {
+		end_with(bio, BLK_STS_IOERR);
+		return false;
+	}
+	if (bio_op(bio) == REQ_OP_DISCARD || bio_op(bio) == REQ_OP_WRITE_ZEROES) {
+		r = process_zeroes(cc, bio);
+	} else {
+		switch (map_write(cc, bio, true)) {
+		case W_REMAPPED:
+			dm_submit_bio_remap(bio, NULL);
+			return false;
+		case W_DONE:
+			return false;
+		default:
+			break;
+		}
+		{
+			u64 off = (u64)dm_target_offset(cc->ti, bio->bi_iter.bi_sector)
+				  << SECTOR_SHIFT;
+			u64 in = off & ((1ull << md->cluster_shift) - 1);
+			u32 sb = in >> md->subblock_shift;
+			u32 start = in & ((1ull << md->subblock_shift) - 1);
+
+			r = copy_up(cc, off >> md->cluster_shift, sb, start,
+				    bio->bi_iter.bi_size, bio);
+		}
+	}
+	if (r == -EAGAIN || r == -ENOMEM)
+		return true;
+	if (r == -ENOSPC) {
+		cowchain_set_mode(cc, CM_OUT_OF_SPACE);
+		end_with(bio, BLK_STS_NOSPC);
+	} else if (r) {
+		DMERR_LIMIT("%s: copy-up or zeroing failed: error %d", cc->name, r);
+		end_with(bio, BLK_STS_IOERR);
+	} else if (bio->bi_opf & REQ_FUA) {
+		bio_list_add(after_commit, bio);
+	} else {
+		bio_endio(bio);
+	}
+	return false;
+}
+
+void cowchain_worker(struct work_struct *ws)
+{
+	struct cowchain_c *cc = container_of(ws, struct cowchain_c, worker);
+	struct cowchain_md *md = &cc->md;
+	struct bio_list deferred, flushes, committed, retry, after = BIO_EMPTY_LIST;
+	bool want_commit, want_checkpoint;
+	struct bio *bio;
+	int r = 0;
+
+	bio_list_init(&retry);
+	spin_lock_irq(&cc->lock);
+	deferred = cc->deferred;
+	flushes = cc->flushes;
+	committed = cc->committed;
+	bio_list_init(&cc->deferred);
+	bio_list_init(&cc->flushes);
+	bio_list_init(&cc->committed);
+	want_commit = cc->commit_requested;
+	want_checkpoint = cc->checkpoint_requested;
+	cc->commit_requested = false;
+	cc->checkpoint_requested = false;
+	spin_unlock_irq(&cc->lock);
+
+	while ((bio = bio_list_pop(&deferred)))
+		if (process_deferred(cc, bio, &after))
+			bio_list_add(&retry, bio);
+
+	/*
+	 * One commit serves every flush and FUA write waiting now: their data
+	 * completed before this point, and the commit's REQ_PREFLUSH covers it.
+	 */
+	if (!bio_list_empty(&flushes) || !bio_list_empty(&committed) ||
+	    !bio_list_empty(&after) || want_commit ||
+	    (cowchain_md_dirty(md) && time_after_eq(jiffies, cc->last_commit + COMMIT_PERIOD))) {
+		if (!cc->read_only && READ_ONCE(cc->mode) < CM_READ_ONLY) {
+			r = cowchain_md_commit(md);
+			if (r)
+				cowchain_metadata_failed(cc, "commit", r);
+		}
+		cc->last_commit = jiffies;
+		if (READ_ONCE(cc->mode) == CM_OUT_OF_SPACE && md->free_clusters > md->reserve)
+			cowchain_set_mode(cc, CM_WRITE);
+	}
+	if (want_checkpoint) {
+		int c = -EROFS;
+
+		if (!cc->read_only && READ_ONCE(cc->mode) < CM_READ_ONLY) {
+			c = cowchain_md_checkpoint(md);
+			if (c)
+				cowchain_metadata_failed(cc, "checkpoint", c);
+		}
+		cc->checkpoint_result = c;
+	}
+	while ((bio = bio_list_pop(&flushes))) {
+		if (r) {
+			end_with(bio, BLK_STS_IOERR);
+			continue;
+		}
+		bio_set_dev(bio, md->layers[0].dev->bdev);
+		dm_submit_bio_remap(bio, NULL);
+	}
+	while ((bio = bio_list_pop(&committed)))
+		end_with(bio, r ? BLK_STS_IOERR : BLK_STS_OK);
+	while ((bio = bio_list_pop(&after)))
+		end_with(bio, r ? BLK_STS_IOERR : BLK_STS_OK);
+
+	if (!bio_list_empty(&retry)) {
+		spin_lock_irq(&cc->lock);
+		bio_list_merge(&retry, &cc->deferred);
+		cc->deferred = retry;
+		spin_unlock_irq(&cc->lock);
+		queue_delayed_work(cc->wq, &cc->waker, 1);
+	} else if (cowchain_md_dirty(md) && !READ_ONCE(cc->suspended)) {
+		queue_delayed_work(cc->wq, &cc->waker, COMMIT_PERIOD);
+	}
+}
+
+void cowchain_waker(struct work_struct *ws)
+{
+	struct cowchain_c *cc = container_of(to_delayed_work(ws), struct cowchain_c, waker);
+
+	queue_work(cc->wq, &cc->worker);
+}
+
+/* Run a commit in the worker and wait for it. */
+void cowchain_commit_in_worker(struct cowchain_c *cc)
+{
+	spin_lock_irq(&cc->lock);
+	cc->commit_requested = true;
+	spin_unlock_irq(&cc->lock);
+	queue_work(cc->wq, &cc->worker);
+	flush_work(&cc->worker);
+}
+
+/*
+ * Run a checkpoint in the worker, so that no discard frees a cluster
+ * while it runs, and wait for it.  Returns its result.
+ */
+int cowchain_checkpoint_in_worker(struct cowchain_c *cc)
+{
+	int r;
+
+	mutex_lock(&cc->msg_lock);
+	spin_lock_irq(&cc->lock);
+	cc->checkpoint_requested = true;
+	spin_unlock_irq(&cc->lock);
+	queue_work(cc->wq, &cc->worker);
+	flush_work(&cc->worker);
+	r = cc->checkpoint_result;
+	mutex_unlock(&cc->msg_lock);
+	return r;
+}

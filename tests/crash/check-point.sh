@@ -55,7 +55,9 @@ ext4|xfs)
 			else
 				cp "$CP_SNAP/f$k" "$CP_WORK.keep"
 			fi
-			(cd "$m" && md5sum --quiet -c "$CP_WORK.keep") >> "$CP_WORK.v" 2>&1 || rc=1
+			if [ -s "$CP_WORK.keep" ]; then	# md5sum -c refuses an empty list
+				(cd "$m" && md5sum --quiet -c "$CP_WORK.keep") >> "$CP_WORK.v" 2>&1 || rc=1
+			fi
 			echo "files checked: $(wc -l < "$CP_WORK.keep")" >> "$CP_WORK.v"
 		fi
 		umount "$m" || rc=1

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Hostile images (quick tier): 20 images, fixed seeds, so a failure reproduces; the
+# Hostile images (quick tier): 10 images, fixed seeds, so a failure reproduces; the
 # stress tier runs thousands more.  See tests/crash/images.sh.
 # shellcheck source=tests/guest/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -10,5 +10,5 @@
 # shellcheck source=tests/crash/images.sh
 . "$TOP/tests/crash/images.sh"
 require_cmd gcc
-images_run "${COWCHAIN_REL_IMAGES:-20}" "${COWCHAIN_REL_IMAGE_SEED:-1}"
+images_run "${COWCHAIN_REL_IMAGES:-10}" "${COWCHAIN_REL_IMAGE_SEED:-1}"
 log "ok"

@@ -4,7 +4,7 @@
 # (superblock, journal transactions, checkpoint home writes) at every
 # 512-byte boundary, prefix and suffix, then cuts the power; the chain must
 # open, read as at the last completed flush (or the next), check clean but
-# for a torn superblock slot, and recover writable.  Every fourth metadata
+# for a torn superblock slot, and recover writable.  Every eighth metadata
 # write of 3 rounds here; the stress tier tears every one of a longer run.
 # shellcheck source=tests/guest/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -16,5 +16,5 @@ require_cmd gcc pkg-config
 [ -f "$TOP/userspace/libcowchain.a" ] || skip "userspace/libcowchain.a not built"
 torn_build
 "$TORN" "$TEST_TMP" "$CC" --rounds "${COWCHAIN_REL_TORN_ROUNDS:-3}" \
-	--stride "${COWCHAIN_REL_TORN_STRIDE:-4}" || fail "torn metadata writes lost data or metadata"
+	--stride "${COWCHAIN_REL_TORN_STRIDE:-8}" || fail "torn metadata writes lost data or metadata"
 log "ok"

@@ -1,13 +1,19 @@
 #!/bin/bash
+# PENDING (not run by make check): passed on 6.12.95+deb12-amd64 (414 s,
+# 2026-11-26) but has never been run on 6.1.0-56-amd64; the lifecycle
+# session ran out of time before its 6.1 turn.  Run it with
+#   scripts/vm-run.sh --kernel 6.1.0-56-amd64 -- tests/guest/run-all.sh pending/t-life-ext4
+# and git mv it back to tests/guest/ (sourcing lib.sh, cc-lib.sh from there)
+# once it passes on both kernels.
 # The end-to-end story on ext4: a root layer with files, a live snapshot,
 # files changed and deleted, a second live snapshot, a live restore (back
 # to the second snapshot), then the first snapshot brought back as a new
 # child of the root; every file's sha256 checked at every step, e2fsck
 # clean at every step.
 # shellcheck source=tests/guest/lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 # shellcheck source=tests/guest/cc-lib.sh
-. "$(dirname "$0")/cc-lib.sh"
+. "$(dirname "$0")/../cc-lib.sh"
 require_cmd mkfs.ext4 e2fsck sha256sum mount umount
 modprobe ext4 2>/dev/null || true
 grep -qw ext4 /proc/filesystems || skip "no ext4 in this kernel"

@@ -63,6 +63,7 @@ dmsetup resume cc-susp || fail "resume again"
 if command -v fio >/dev/null; then
 	log "suspend/resume loop under fio"
 	fio --name=susp --filename="$dev" --direct=1 --ioengine=libaio --iodepth=16 \
+		--verify_state_save=0 \
 		--rw=randwrite --bssplit=4k/50:16k/25:64k/25 --offset=16M --size=32M \
 		--verify=crc32c --do_verify=1 --verify_fatal=1 --output="$d/fio.out" &
 	fio_pid=$!

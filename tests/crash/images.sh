@@ -66,6 +66,7 @@ images_run() {
 		"check found problems in $chk_bad; target accepted what check refused: $disagree"
 	log "refusals by message:"
 	sort "$d/msgs" | uniq -c | sort -rn | head -n 25
+	# shellcheck disable=SC2034 # for callers
 	IMG_DISAGREE=$disagree
 	[ "$disagree" -eq 0 ] || fail "$disagree images accepted by the target that check refuses"
 }

@@ -27,6 +27,7 @@ crash_build() {
 	done
 	REPLAY=$CRASH_BIN/replay-log
 	LOAD=$CRASH_BIN/crashload
+	# shellcheck disable=SC2034 # used by images.sh
 	MUTATE=$CRASH_BIN/mutate
 }
 
@@ -130,7 +131,7 @@ powercut_run() {
 			(cd "$d/mnt" && find . -type f -exec md5sum {} +) > "$d/snap/f$k"
 		done
 		umount "$d/mnt" || fail "umount"
-		log "$rounds rounds: $(cat "$d/snap/f$rounds" | wc -l) files at the end"
+		log "$rounds rounds: $(wc -l < "$d/snap/f$rounds") files at the end"
 	fi
 	st=$(dmsetup status cc-pc)
 	log "status after the workload: $st"
@@ -154,7 +155,9 @@ powercut_run() {
 	PC_LEAKY=$(awk '$3 > 0' "$d/stats" | wc -l)
 	log "held at $PC_POINTS of $npts points: activation, check without corruption" \
 		"($PC_LEAKY points with leaks), data as at the last mark or the next, check after recovery"
-	[ "$k" -eq 0 ] && [ "$PC_POINTS" -eq "$npts" ] || fail "power-cut replay failed (see above)"
+	if [ "$k" -ne 0 ] || [ "$PC_POINTS" -ne "$npts" ]; then
+		fail "power-cut replay failed (see above)"
+	fi
 }
 
 # torn_build: tests/crash/torn.c against the library (pwrite wrapped).
@@ -162,11 +165,14 @@ torn_build() {
 	local t=$TEST_TMP/torn
 	if [ -x "$TOP/build/crash/torn" ] && [ ! "$CRASH_DIR/torn.c" -nt "$TOP/build/crash/torn" ] &&
 	   [ ! "$TOP/userspace/libcowchain.a" -nt "$TOP/build/crash/torn" ]; then
+		# shellcheck disable=SC2034 # used by t-rel-torn.sh
 		TORN=$TOP/build/crash/torn
 		return
 	fi
+	# shellcheck disable=SC2046 # the libraries are separate words
 	gcc -std=gnu11 -O2 -Wall -Wextra -Werror -I"$TOP/kernel" -I"$TOP/userspace/lib" \
 		-o "$t" "$CRASH_DIR/torn.c" "$TOP/userspace/libcowchain.a" -Wl,--wrap=pwrite \
 		$(pkg-config --libs json-c devmapper) || fail "cannot build torn.c"
+	# shellcheck disable=SC2034 # used by t-rel-torn.sh
 	TORN=$t
 }

@@ -85,6 +85,7 @@ dm_create cc-fa "0 $rs linear $rl 0"
 dm_create cc-ft "0 $n cowchain $tl 1 /dev/mapper/cc-fa -"
 # virtual 2 MiB (root data, not overwritten by the top) -> the root's sector
 m=$(dmsetup message cc-ft 0 map 4096) || fail "map message"
+# shellcheck disable=SC2086 # split the reply into words
 set -- $m
 [ "$1" = layer ] || fail "sector 4096 should come from the root, got '$m'"
 ps=$3; cs=128	# the root's 64 KiB cluster holding it

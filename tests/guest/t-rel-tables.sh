@@ -94,7 +94,9 @@ one_round() {
 		dmsetup message cc-tab 0 $m >/dev/null 2>&1 || true
 	done
 	dmsetup message cc-tab 0 map 0 >/dev/null || fail "map 0 refused"
-	dmsetup status cc-tab >/dev/null && dmsetup table cc-tab >/dev/null || fail "status/table"
+	if ! dmsetup status cc-tab >/dev/null || ! dmsetup table cc-tab >/dev/null; then
+		fail "status/table"
+	fi
 	dm_remove cc-tab
 }
 one_round	# warm the caches

@@ -13,5 +13,5 @@
 . "$TOP/tests/crash/lib-crash.sh"
 require_cmd gcc mkfs.ext4 e2fsck fstrim
 brd_setup 2 96
-powercut_run ext4 3 0 6 2 64 "${COWCHAIN_SEED:-$RANDOM}"
+powercut_run ext4 3 0 "${COWCHAIN_REL_POINTS:-4}" "${COWCHAIN_REL_RANDOM:-1}" 64 "${COWCHAIN_SEED:-$RANDOM}"
 log "ok"

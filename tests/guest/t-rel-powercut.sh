@@ -15,5 +15,5 @@
 require_cmd gcc
 brd_setup 2 32
 # mode rounds ops max-points random-points MiB seed
-powercut_run block "${COWCHAIN_REL_ROUNDS:-4}" 32 "${COWCHAIN_REL_POINTS:-8}" "${COWCHAIN_REL_RANDOM:-2}" 16 "${COWCHAIN_SEED:-$RANDOM}"
+powercut_run block "${COWCHAIN_REL_ROUNDS:-4}" 32 "${COWCHAIN_REL_POINTS:-5}" "${COWCHAIN_REL_RANDOM:-1}" 16 "${COWCHAIN_SEED:-$RANDOM}"
 log "ok"

@@ -1,0 +1,14 @@
+# gnuplot -e "dir='build/bench/KVER'" tests/bench/plot.gp
+set terminal pngcairo size 900,420 font ",10"
+set output dir."/depth.png"
+set title "4k QD1 ratio to dm-linear against chain depth (emulated guest)"
+set xlabel "chain depth (layers)"; set ylabel "ratio to dm-linear"
+set logscale x 2; set key outside right; set yrange [0:*]; set grid
+plot dir."/depth.dat" u 1:2 w lp t "cowchain read", "" u 1:3 w lp t "qcow2 read", \
+     "" u 1:4 w lp t "cowchain copy-up write", "" u 1:5 w lp t "qcow2 copy-up write", \
+     "" u 1:6 w lp t "dm-snapshot origin write (x = #snapshots)"
+set output dir."/firstwrite.png"
+unset logscale x; set xlabel ""
+set title "first-write and copy-up ratio to dm-linear by peer (emulated guest)"
+set style data histograms; set style fill solid 0.8; set boxwidth 0.9
+plot dir."/firstwrite.dat" u 3:xtic(2) t "4k first write", "" u 4 t "4k copy-up", "" u 5 t "64k full cluster", "" u 6 t "4k first write + fsync"

@@ -158,6 +158,22 @@ static void destroy(struct cowchain_c *cc)
 	kfree(cc);
 }
 
+/*
+ * dm_read_arg() parses with sscanf("%u"), which wraps numbers past 2^32
+ * (4294967297 reads as 1): check a count's text with kstrtouint(), which
+ * refuses overflow, signs and junk, before dm_read_arg() sees it.
+ */
+static int check_count(const char *arg, const struct dm_arg *a, char **error)
+{
+	unsigned int v;
+
+	if (!arg || kstrtouint(arg, 10, &v) || v < a->min || v > a->max) {
+		*error = a->error;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int parse_ancestor_count(struct cowchain_c *cc, const char *arg, char **error)
 {
 	static const struct dm_arg _arg = {
@@ -165,7 +181,10 @@ static int parse_ancestor_count(struct cowchain_c *cc, const char *arg, char **e
 	};
 	struct dm_arg_set as = { .argc = 1, .argv = (char **)&arg };
 	unsigned int n;
-	int r = dm_read_arg(&_arg, &as, &n, error);
+	int r = check_count(arg, &_arg, error);
+
+	if (!r)
+		r = dm_read_arg(&_arg, &as, &n, error);
 
 	if (!r)
 		cc->ndevs = n + 1;
@@ -183,6 +202,9 @@ static int parse_features(struct cowchain_c *cc, struct dm_arg_set *as, char **e
 
 	if (!as->argc)
 		return 0;
+	r = check_count(as->argv[0], &_args[0], error);
+	if (r)
+		return r;
 	r = dm_read_arg_group(_args, as, &argc, error);
 	if (r)
 		return r;
@@ -549,8 +571,15 @@ static int cowchain_iterate_devices(struct dm_target *ti, iterate_devices_callou
 {
 	struct cowchain_c *cc = ti->private;
 
-	/* the top receives writes and flushes; limits come from it */
-	return fn(ti, cc->devs[0], 0, ti->len, data);
+	/*
+	 * The top receives writes and flushes; limits come from it.  Its
+	 * sectors are not the virtual disk's: a top on a block device may be
+	 * smaller than the disk (over-commit, FORMAT.md section 2) and runs
+	 * out of space instead, so report no more of it than it has, or dm
+	 * core refuses the table as "too small for target".
+	 */
+	return fn(ti, cc->devs[0], 0,
+		  min_t(sector_t, ti->len, bdev_nr_sectors(cc->devs[0]->bdev)), data);
 }
 
 static struct target_type cowchain_target = {

@@ -8,7 +8,7 @@
 #     "cowchain check --repair" if NEEDS_CHECK was persisted);
 #  2. read errors in an ancestor (dm-error over one of its data clusters):
 #     EIO for reads of that cluster only, never zeros; other data intact;
-#  3. (COWCHAIN_REL_KNOWN=1 only, an open failure) out of space: a top on
+#  3. out of space: a top on
 #     an 8 MiB RAM disk under a 64 MiB disk: first
 #     writes past the capacity fail with ENOSPC, status says out_of_space,
 #     overwrites still work, nothing is lost; check clean afterwards.
@@ -107,14 +107,6 @@ dm_remove cc-ft
 dm_remove cc-fa
 
 # ---- 3. out of space
-# Open failure (docs/RELIABILITY.md): an over-committed top (a device
-# smaller than the virtual disk) is refused by dm core ("too small for
-# target"), so this part runs only with COWCHAIN_REL_KNOWN=1.
-if [ -z "${COWCHAIN_REL_KNOWN:-}" ]; then
-	log "out of space: skipped (open failure 2 in docs/RELIABILITY.md)"
-	log "ok"
-	exit 0
-fi
 log "out of space: a 64 MiB disk on an 8 MiB RAM disk"
 brd_setup 1 8
 "$CC" create /dev/ram0 --size 64M --force >/dev/null || fail "create on ram0"

@@ -68,6 +68,20 @@ static int find_desc(const struct cowchain_sb *sb,
 	return 0;
 }
 
+/* Read image i of the transaction whose descriptor is at position at. */
+static int read_image(const struct cowchain_sb *sb,
+		      const struct cowchain_journal_io *io, u64 at, u32 i,
+		      u64 seq, void *image, struct cowchain_err *err)
+{
+	int r = io->read_block(io->ctx, sb->journal_start + at + 1 + i, image);
+
+	if (r)
+		snprintf(err->msg, sizeof(err->msg),
+			 "journal: cannot read image %u of transaction %llu",
+			 i, (unsigned long long)seq);
+	return r;
+}
+
 int cowchain_journal_replay(const struct cowchain_sb *sb,
 			    const struct cowchain_journal_io *io, void *scratch,
 			    struct cowchain_journal_pos *end, u64 *replayed,
@@ -96,26 +110,18 @@ int cowchain_journal_replay(const struct cowchain_sb *sb,
 		for (i = 0; i < n; i++) {
 			u64 home = le64_to_cpu(d->jentry[i].home);
 
-			r = io->read_block(io->ctx, sb->journal_start + at + 1 + i, image);
-			if (r) {
-				snprintf(err->msg, sizeof(err->msg),
-					 "journal: cannot read image %u of transaction %llu",
-					 i, (unsigned long long)seq);
+			r = read_image(sb, io, at, i, seq, image, err);
+			if (r)
 				return r;
-			}
 			if (!image_ok(image, home, d->jentry[i].image_csum))
 				goto torn;
 		}
 		for (i = 0; i < n; i++) {
 			u64 home = le64_to_cpu(d->jentry[i].home);
 
-			r = io->read_block(io->ctx, sb->journal_start + at + 1 + i, image);
-			if (r) {
-				snprintf(err->msg, sizeof(err->msg),
-					 "journal: cannot read image %u of transaction %llu",
-					 i, (unsigned long long)seq);
+			r = read_image(sb, io, at, i, seq, image, err);
+			if (r)
 				return r;
-			}
 			/* Re-check: the block may have changed under a bad device. */
 			if (!image_ok(image, home, d->jentry[i].image_csum)) {
 				snprintf(err->msg, sizeof(err->msg),

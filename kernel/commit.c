@@ -563,7 +563,7 @@ int cowchain_md_checkpoint(struct cowchain_md *md)
 	return r;
 }
 
-/* Synchronous I/O in 512-byte sectors, for copy-up; may sleep. */
+/* Synchronous I/O in 512-byte sectors (copy-up, metadata blocks); may sleep. */
 int cowchain_md_io(struct cowchain_md *md, struct dm_dev *dev, sector_t sector,
 		   sector_t count, void *buf, blk_opf_t opf)
 {

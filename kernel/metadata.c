@@ -52,26 +52,9 @@ void cowchain_md_exit(void)
 int cowchain_md_block_io(struct cowchain_md *md, struct dm_dev *dev, u64 block,
 		 u64 nblocks, void *buf, blk_opf_t opf)
 {
-	struct dm_io_region where = {
-		.bdev = dev->bdev,
-		.sector = block * BLOCK_SECTORS,
-		.count = nblocks * BLOCK_SECTORS,
-	};
-	struct dm_io_request req = {
-		.bi_opf = opf,
-		.notify.fn = NULL,
-		.client = md->io,
-	};
-	unsigned long error_bits = 0;
-
-	if (is_vmalloc_addr(buf)) {
-		req.mem.type = DM_IO_VMA;
-		req.mem.ptr.vma = buf;
-	} else {
-		req.mem.type = DM_IO_KMEM;
-		req.mem.ptr.addr = buf;
-	}
-	return dm_io(&req, 1, &where, &error_bits, IOPRIO_DEFAULT);
+	/* One synchronous dm_io wrapper: cowchain_md_io() (commit.c). */
+	return cowchain_md_io(md, dev, block * BLOCK_SECTORS, nblocks * BLOCK_SECTORS,
+			      buf, opf);
 }
 
 /*----------------------------------------------------------------

@@ -56,6 +56,15 @@ int cli_parse_size(const char *s, u64 *out);
 /* Option idx as a size; usage error naming the option if malformed. */
 int cli_opt_size(const struct cli_command *cmd, const struct cli_args *a, int idx,
 		 u64 *out);
+/* A comma- (or colon-) separated option value, such as --search DIR[,DIR...]. */
+struct cli_list {
+	char *buf;
+	const char **v;
+	size_t n;
+};
+/* Option idx split into l (empty if absent); EXIT_FAIL with a message on no memory. */
+int cli_opt_list(const struct cli_args *a, int idx, struct cli_list *l);
+void cli_list_free(struct cli_list *l);
 /* Human size: "1 GiB", "64 KiB", else bytes. */
 const char *cli_human(u64 bytes, char buf[32]);
 

@@ -144,9 +144,7 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 	struct cowchain_merge_plan plan;
 	struct cowchain_error err = { 0 };
 	struct prog g = { .last_pct = -1 };
-	char *dirs = NULL, *tok, *save = NULL;
-	const char **search = NULL;
-	size_t ns = 0;
+	struct cli_list search;
 	int r, ret;
 
 	if (a->set[O_INTO_CHILDREN] && a->set[O_DIRECTION])
@@ -166,19 +164,10 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 		return r;
 	if (a->set[O_BATCH] && o.batch_bytes < 4096)
 		return cli_usage(cmd, "--batch must be at least 4K");
-	if (a->set[O_SEARCH]) {
-		dirs = strdup(a->val[O_SEARCH]);
-		search = calloc(strlen(a->val[O_SEARCH]) + 1, sizeof(*search));
-		if (!dirs || !search) {
-			free(dirs);
-			free(search);
-			return cli_error("out of memory");
-		}
-		for (tok = strtok_r(dirs, ",:", &save); tok; tok = strtok_r(NULL, ",:", &save))
-			search[ns++] = tok;
-		o.search = search;
-		o.nsearch = ns;
-	}
+	if (cli_opt_list(a, O_SEARCH, &search))
+		return EXIT_FAIL;
+	o.search = search.v;
+	o.nsearch = search.n;
 	g.json = a->set[O_JSON];
 	g.tty = isatty(STDERR_FILENO);
 	o.progress = on_progress;
@@ -222,8 +211,7 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 	}
 	cowchain_merge_plan_free(&plan);
 out:
-	free(dirs);
-	free(search);
+	cli_list_free(&search);
 	return ret;
 }
 

@@ -113,6 +113,31 @@ int cli_opt_size(const struct cli_command *cmd, const struct cli_args *a, int id
 	return 0;
 }
 
+int cli_opt_list(const struct cli_args *a, int idx, struct cli_list *l)
+{
+	char *tok, *save = NULL;
+
+	memset(l, 0, sizeof(*l));
+	if (!a->set[idx])
+		return 0;
+	l->buf = strdup(a->val[idx]);
+	l->v = calloc(strlen(a->val[idx]) + 1, sizeof(*l->v));
+	if (!l->buf || !l->v) {
+		cli_list_free(l);
+		return cli_error("out of memory");
+	}
+	for (tok = strtok_r(l->buf, ",:", &save); tok; tok = strtok_r(NULL, ",:", &save))
+		l->v[l->n++] = tok;
+	return 0;
+}
+
+void cli_list_free(struct cli_list *l)
+{
+	free(l->buf);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
 const char *cli_human(u64 b, char buf[32])
 {
 	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };

@@ -189,6 +189,82 @@ if command -v flock >/dev/null; then
 	result "check/repair-locked" $ok "status $st, stderr: $err"
 fi
 
+# An interrupted offline merge (docs/check.md, SB_MERGING).  The state a
+# merge writes first (MERGING, merge_state, cursor 0, the peer's uuid),
+# forged with poke: check reports it (exit 4) and changes nothing; check
+# --repair finishes it with the merge code (exit 1, "finished: merged");
+# every leaf reads what it read before, and every layer left checks clean.
+# Both directions, named by the source and by the target.
+mark_merging() {	# FILE STATE PEER
+	local s flags
+	s=$("$work/poke" cursb "$1")
+	flags=$(od -An -tu4 -j $((s * 4096 + 80)) -N 4 "$1" | tr -d ' ')
+	"$work/poke" set "$1" "$s" 80 4 $((flags | 8))
+	"$work/poke" set "$1" "$s" 216 4 "$2"
+	"$work/poke" bytes "$1" "$s" 224 "$(od -An -tx1 -v -j $(($("$work/poke" cursb "$3") * 4096 + 16)) -N 16 "$3" | tr -d ' \n')"
+}
+leaf_sums() { local f; for f in "$@"; do echo "$f $("$COWCHAIN" read "$f" --offset 0 --length 8M | sha256sum)"; done; }
+# A tree in directory m/: p <- c <- {g1, g2}, data in every layer.
+merge_tree() {
+	rm -rf m; mkdir m
+	"$COWCHAIN" create m/p.cow --size 8M >/dev/null &&
+	"$COWCHAIN" write m/p.cow --offset 0 --pattern 0xaa --length 300K >/dev/null &&
+	"$COWCHAIN" snapshot m/p.cow m/c.cow >/dev/null &&
+	"$COWCHAIN" write m/c.cow --offset 100K --pattern 0x55 --length 500K >/dev/null &&
+	"$COWCHAIN" snapshot m/c.cow m/g1.cow >/dev/null &&
+	"$COWCHAIN" snapshot m/c.cow m/g2.cow >/dev/null &&
+	"$COWCHAIN" write m/g1.cow --offset 200K --pattern 0x11 --length 64K >/dev/null &&
+	"$COWCHAIN" write m/g2.cow --offset 4M --pattern 0x22 --length 1M >/dev/null
+}
+# case NAME FILE-TO-CHECK GONE MARK...(FILE STATE PEER triples)
+merge_case() {
+	local name=$1 x=$2 gone=$3 sums sum ok f cst bad=""
+	shift 3
+	merge_tree || { result "check/$name" 0 "cannot make the tree"; return; }
+	sums=$(leaf_sums m/g1.cow m/g2.cow)
+	while [ $# -ge 3 ]; do mark_merging "$1" "$2" "$3"; shift 3; done
+	sum=$(sha256sum <"$x")
+	run check "$x"
+	ok=0; [ $st = 4 ] && grep -q "SB_MERGING" <<<"$out" &&
+		grep -q "^  --repair would: finish the merge as re-running 'cowchain merge FILE' does" <<<"$out" &&
+		[ "$(sha256sum <"$x")" = "$sum" ] && ok=1
+	result "check/$name-reported" $ok "status $st, output: $out$err"
+	run check --repair "$x"
+	ok=0; [ $st = 1 ] && grep -q "; finished: merged " <<<"$out" && [ ! -e "$gone" ] && ok=1
+	result "check/$name-repaired" $ok "status $st, output: $out$err"
+	ok=0; [ "$(leaf_sums m/g1.cow m/g2.cow)" = "$sums" ] && ok=1
+	result "check/$name-leaves-unchanged" $ok "leaf checksums differ"
+	for f in m/*.cow; do
+		"$COWCHAIN" check --chain "$f" >/dev/null 2>&1; cst=$?
+		[ $cst = 0 ] || bad+=" $f:$cst"
+	done
+	ok=0; [ -z "$bad" ] && ok=1
+	result "check/$name-clean-after" $ok "check --chain not clean:$bad"
+}
+merge_case merge-into-children-by-source m/c.cow m/c.cow \
+	m/c.cow 3 m/g1.cow
+merge_case merge-into-children-by-target m/g2.cow m/c.cow \
+	m/c.cow 3 m/g1.cow m/g1.cow 4 m/c.cow m/g2.cow 4 m/c.cow
+# Into the parent (c into p), named by the source and by the target; the
+# tree is p <- c <- {g1, g2}: c is p's only child.
+merge_case merge-into-parent-by-source m/c.cow m/c.cow \
+	m/c.cow 1 m/p.cow
+merge_case merge-into-parent-by-target m/p.cow m/c.cow \
+	m/c.cow 1 m/p.cow m/p.cow 2 m/c.cow
+# --search: the children live elsewhere; check passes it to the merge.
+rm -rf s; mkdir -p s/a s/b
+"$COWCHAIN" create s/a/p.cow --size 8M >/dev/null && "$COWCHAIN" write s/a/p.cow --offset 0 --pattern 0x77 --length 128K >/dev/null &&
+	"$COWCHAIN" snapshot s/a/p.cow s/b/k.cow >/dev/null && "$COWCHAIN" write s/b/k.cow --offset 64K --pattern 0x66 --length 8K >/dev/null
+ksum=$(leaf_sums s/b/k.cow | cut -d' ' -f2-)
+mark_merging s/a/p.cow 3 s/b/k.cow
+run check --search s/b s/a/p.cow
+ok=0; [ $st = 16 ] && grep -q "search needs --repair" <<<"$err" && ok=1
+result "check/search-needs-repair" $ok "status $st, stderr: $err"
+run check --repair --search s/b s/a/p.cow
+ok=0; [ $st = 1 ] && [ ! -e s/a/p.cow ] && [ "$(leaf_sums s/b/k.cow | cut -d' ' -f2-)" = "$ksum" ] &&
+	"$COWCHAIN" check s/b/k.cow >/dev/null && ok=1
+result "check/merge-repair-search" $ok "status $st, output: $out$err"
+
 # dump -> restore-dump -> dump is byte-identical; restore refuses to overwrite.
 rm -f r.cow
 "$COWCHAIN" restore-dump good.json r.cow && "$COWCHAIN" dump r.cow >r.json

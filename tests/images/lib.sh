@@ -25,5 +25,19 @@ uuid_hex() {
 # Offsets in a superblock (docs/FORMAT.md 4) and in a leaf (5).
 SB_FLAGS=80 SB_PARENT_KIND=84 SB_PARENT_UUID=96 SB_PARENT_GEN=120
 SB_JHEAD=168 SB_JSEQ=176 SB_LOCATOR_LEN=220 SB_LOCATOR=512
+SB_MERGE_CURSOR=208 SB_MERGE_STATE=216 SB_MERGE_PEER=224
 HDR_KEY=32 HDR_COUNT=40
 leaf_entry() { echo $((64 + 24 * $1)); }	# offset of entry i's phys
+
+# mark_merging FILE STATE PEER: FILE's superblock as a merge leaves it at
+# its start (MERGING, merge_state STATE, cursor 0, merge_peer_uuid PEER's
+# uuid): a real crash point, right after that superblock write.
+mark_merging() {
+	local s flags
+	s=$(cur_sb "$1")
+	flags=$(od -An -tu4 -j $((s * 4096 + SB_FLAGS)) -N 4 "$1" | tr -d ' ')
+	"$POKE" set "$1" "$s" $SB_FLAGS 4 $((flags | 8))
+	"$POKE" set "$1" "$s" $SB_MERGE_STATE 4 "$2"
+	"$POKE" set "$1" "$s" $SB_MERGE_CURSOR 8 0
+	"$POKE" bytes "$1" "$s" $SB_MERGE_PEER "$(uuid_hex "$3")"
+}

@@ -40,8 +40,10 @@ if ! "$CC" -std=gnu11 -O1 -Wall -Wextra -Werror -I"$top/kernel" -I"$top/userspac
 fi
 export COWCHAIN POKE="$work/poke" IMAGES_LIB="$here/lib.sh"
 
+# The case's scratch directory ($d, as the merge code resolves it) is dropped.
 normalize() {
-	sed -E -e 's/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/UUID/g' \
+	sed -E -e "s|$(realpath "$d")/||g" \
+	       -e 's/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/UUID/g' \
 	       -e 's/stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}/stored CSUM, computed CSUM/g'
 }
 

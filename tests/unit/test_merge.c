@@ -28,7 +28,7 @@
 #include "util.h"
 #include "merge.h"
 #include "check.h"
-#include "internal.h"
+#include "merge_internal.h"
 
 #define MAXL 24
 
@@ -568,6 +568,223 @@ static void test_merge_crash(void **state)
 		crash_seed(s, 12);
 }
 
+/* ---- crash, then "cowchain check --repair" ------------------------------- */
+
+/*
+ * Every layer checks clean, but for the killed merge's harmless leftovers
+ * in the layers it kept: committed journal transactions not yet
+ * checkpointed (killed between a commit and its checkpoint, in a file the
+ * finishing run did not open for writing), and clusters a killed batch
+ * wrote but never committed (leaked).  Those must be all, and "check
+ * --repair" on that layer must fix them.
+ */
+static void check_after_kill(struct tree *t)
+{
+	for (int i = 0; i < t->n; i++) {
+		struct cowchain_check_opts o = { .chain = true };
+		struct cowchain_check_report rep;
+		struct cowchain_error err = { 0 };
+		bool left = false;
+
+		if (!t->alive[i])
+			continue;
+		assert_int_equal(cowchain_check(lpath(t, i), &o, &rep, &err), 0);
+		for (size_t k = 0; k < rep.n; k++) {
+			if (rep.f[k].layer == 0 && (rep.f[k].code == CK_JOURNAL_PENDING ||
+						    rep.f[k].code == CK_LEAKED)) {
+				left = true;
+				continue;
+			}
+			print_error("check l%d: %s: %s\n", i, cowchain_problems[rep.f[k].code].code,
+				    rep.f[k].detail);
+			fail();
+		}
+		cowchain_check_report_free(&rep);
+		if (!left)
+			continue;
+		o.repair = true;
+		assert_int_equal(cowchain_check(lpath(t, i), &o, &rep, &err), 0);
+		assert_int_equal(cowchain_check_status(&rep), 1);
+		cowchain_check_report_free(&rep);
+	}
+	check_all(t, false);
+}
+
+/* The layers left with MERGING set (paths into t's directory). */
+static int merging_layers(struct tree *t, int *out)
+{
+	int n = 0;
+
+	for (int i = 0; i < t->n; i++) {
+		struct cowchain_sb sb;
+
+		if (!access(lpath(t, i), F_OK) && !cc_peek_sb(lpath(t, i), &sb) &&
+		    (sb.flags & COWCHAIN_SB_MERGING))
+			out[n++] = i;
+	}
+	return n;
+}
+
+/* The whole file, for "not a byte changed". */
+static u8 *file_bytes(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	off_t end;
+	u8 *b;
+
+	assert_true(fd >= 0);
+	end = lseek(fd, 0, SEEK_END);
+	assert_true(end > 0);
+	b = malloc((size_t)end);
+	assert_non_null(b);
+	assert_int_equal(pread(fd, b, (size_t)end, 0), end);
+	close(fd);
+	*len = (size_t)end;
+	return b;
+}
+
+static const struct cowchain_finding *find_code(const struct cowchain_check_report *rep,
+						enum cowchain_problem code)
+{
+	for (size_t k = 0; k < rep->n; k++)
+		if (rep->f[k].layer == 0 && rep->f[k].code == code)
+			return &rep->f[k];
+	return NULL;
+}
+
+/*
+ * A merge in a given direction killed at `points` writes spread over the
+ * whole run; then, instead of re-running the merge, check on a layer left
+ * MERGING (the source and the target in turn): without --repair it reports
+ * SB_MERGING and exits 4 and changes nothing; with --repair it finishes the
+ * merge (exit 1).  Then no layer is MERGING, every leaf reads as before,
+ * and every layer left checks clean with its chain (the tree's leaks are
+ * punched before the merge, so "clean" means no finding at all).
+ */
+static void check_repair_seed(u64 seed, enum cowchain_merge_dir dir, int points)
+{
+	struct tree t;
+	struct req q = { 0 };
+	char *pristine;
+	long total;
+	int c = -1;
+
+	make_tree(&t, seed + 2000, (int)(3 + seed % 6));
+	for (int i = 0; i < t.n && c < 0; i++) {
+		int p = t.parent[i];
+
+		if (!t.alive[i] || p < 0)
+			continue;
+		if (dir == COWCHAIN_DIR_PARENT && (nkids(&t, p) != 1 || t.size[i] != t.size[p]))
+			continue;
+		c = i;
+	}
+	if (c < 0) {
+		free_tree(&t);
+		return;
+	}
+	q.c = c;
+	q.p = t.parent[c];
+	q.layer = dir == COWCHAIN_DIR_PARENT ? q.c : q.p;
+	q.o.direction = dir;
+	q.o.batch_bytes = tu_rand_range(&t.rng, 1, 4) << t.cs;
+	for (int i = 0; i < t.n; i++) {		/* punch the leaks the discards left */
+		struct cowchain_check_opts o = { .repair = true };
+		struct cowchain_check_report rep;
+		struct cowchain_error err = { 0 };
+
+		assert_int_equal(cowchain_check(lpath(&t, i), &o, &rep, &err), 0);
+		cowchain_check_report_free(&rep);
+	}
+	check_all(&t, false);
+	snap_views(&t);
+	pristine = tu_mkdtemp();
+	copy_dir(t.dir, pristine);
+	io_count = 0;
+	cc_io_hook = count_io;
+	assert_int_equal(run_merge(&t, &q), dir);
+	cc_io_hook = NULL;
+	total = io_count;
+	for (int k = 0; k < points; k++) {
+		struct cowchain_check_opts o = { .chain = true };
+		struct cowchain_check_report rep;
+		struct cowchain_error err = { 0 };
+		const struct cowchain_finding *f;
+		int m[MAXL], nm, x, status;
+		long at;
+		size_t blen, alen;
+		u8 *before, *after;
+
+		copy_dir(pristine, t.dir);
+		at = io_left = 1 + (long)((u64)total * (u64)(k + 1) / (u64)(points + 1));
+		status = merge_until_crash(&t, &q, k % 4 == 0);
+		assert_int_equal(status, 99);
+		nm = merging_layers(&t, m);
+		if (getenv("MERGE_DEBUG"))
+			print_message("seed %llu dir %d: c l%d p l%d, crash at write %ld of %ld; %d merging, repair l%d\n",
+				      (unsigned long long)seed, dir, q.c, q.p, at, total, nm, nm ? m[k % nm] : -1);
+		if (nm) {
+			x = m[k % nm];
+			/* Without --repair: reported, exit 4, nothing written. */
+			before = file_bytes(lpath(&t, x), &blen);
+			o.repair = false;
+			assert_int_equal(cowchain_check(lpath(&t, x), &o, &rep, &err), 0);
+			f = find_code(&rep, CK_SB_MERGING);
+			assert_non_null(f);
+			assert_false(f->fixed);
+			assert_int_equal(cowchain_check_status(&rep) & 4, 4);
+			cowchain_check_report_free(&rep);
+			after = file_bytes(lpath(&t, x), &alen);
+			assert_true(alen == blen && !memcmp(before, after, blen));
+			free(before);
+			free(after);
+			/* With --repair (the CLI's: finish_merge too): finished. */
+			o.repair = true;
+			o.finish_merge = true;
+			if (cowchain_check(lpath(&t, x), &o, &rep, &err))
+				print_error("check --repair l%d: %s\n", x, err.msg);
+			f = find_code(&rep, CK_SB_MERGING);
+			if (!f || !f->fixed || cowchain_check_status(&rep) != 1) {
+				for (size_t j = 0; j < rep.n; j++)
+					print_error("check --repair l%d (crash at write %ld of %ld): %s %s: %s\n",
+						    x, at, total, cowchain_problems[rep.f[j].code].code,
+						    rep.f[j].fixed ? "fixed" : "left", rep.f[j].detail);
+				fail();
+			}
+			assert_non_null(strstr(f->detail, "finished: merged"));
+			cowchain_check_report_free(&rep);
+			assert_int_equal(merging_layers(&t, m), 0);
+		}
+		{
+			u8 *saved[MAXL];
+			bool alive[MAXL];
+			int parent[MAXL];
+
+			memcpy(saved, t.view, sizeof(saved));
+			memcpy(alive, t.alive, sizeof(alive));
+			memcpy(parent, t.parent, sizeof(parent));
+			apply(&t, dir, q.c, q.p);
+			assert_true(access(lpath(&t, dir == COWCHAIN_DIR_PARENT ? q.c : q.p), F_OK) != 0);
+			compare_views(&t, true, "after check --repair");
+			check_after_kill(&t);
+			memcpy(t.view, saved, sizeof(saved));
+			memcpy(t.alive, alive, sizeof(alive));
+			memcpy(t.parent, parent, sizeof(parent));
+		}
+	}
+	tu_rmdir(pristine);
+	free_tree(&t);
+}
+
+static void test_merge_crash_check_repair(void **state)
+{
+	(void)state;
+	for (u64 s = 1; s <= 10; s++) {
+		check_repair_seed(s, COWCHAIN_DIR_PARENT, 6);
+		check_repair_seed(s, COWCHAIN_DIR_CHILDREN, 6);
+	}
+}
+
 /* ---- flatten and compact ------------------------------------------------ */
 
 static void test_flatten_compact(void **state)
@@ -688,6 +905,7 @@ int main(void)
 		cmocka_unit_test(test_merge_refusals),
 		cmocka_unit_test(test_merge_random),
 		cmocka_unit_test(test_merge_crash),
+		cmocka_unit_test(test_merge_crash_check_repair),
 		cmocka_unit_test(test_flatten_compact),
 	};
 

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only OR MIT
 /*
- * cowchain check FILE [--chain] [--repair] [--json]
+ * cowchain check FILE [--chain] [--repair] [--search DIR[,DIR...]] [--json]
  *
  * Prints the findings of lib/check.c, worded from the problem table, and
  * exits with the fsck bitmask: 0 clean, 1 corrected, 4 left uncorrected,
- * 8 operational error, 16 usage (docs/check.md).
+ * 8 operational error, 16 usage (docs/check.md).  --repair also finishes
+ * an interrupted offline merge (the library runs the merge code); --search
+ * is where that merge looks for the other layers, as in "cowchain merge".
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,16 +14,18 @@
 #include "cli.h"
 #include "check.h"
 
-enum { O_CHAIN, O_REPAIR, O_JSON };
+enum { O_CHAIN, O_REPAIR, O_SEARCH, O_JSON };
 
 static const struct cli_option options[] = {
 	[O_CHAIN] = { "chain", NULL, "also check the parents and the links to them" },
-	[O_REPAIR] = { "repair", NULL, "fix what needs no guessing (the file named only)" },
+	[O_REPAIR] = { "repair", NULL, "fix what needs no guessing (the file named only); finish an interrupted merge" },
+	[O_SEARCH] = { "search", "DIR[,DIR...]", "with --repair: also look for the layers of an interrupted merge in these directories (FILE's own is always searched)" },
 	[O_JSON] = { "json", NULL, "machine-readable output" },
 	{ NULL, NULL, NULL },
 };
 
 #define CHECK_EXIT_OPERATIONAL	8
+#define CHECK_EXIT_USAGE	16
 
 static void print_text(const struct cowchain_check_report *rep, bool repair, int status)
 {
@@ -105,12 +109,19 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 {
 	struct cowchain_check_opts o = {
 		.chain = a->set[O_CHAIN], .repair = a->set[O_REPAIR],
+		.finish_merge = a->set[O_REPAIR],
 	};
 	struct cowchain_check_report rep;
 	struct cowchain_error err = { 0 };
+	struct cli_list search;
 	int r, status;
 
-	(void)cmd;
+	if (a->set[O_SEARCH] && !a->set[O_REPAIR])
+		return cli_usage(cmd, "--search needs --repair");
+	if (cli_opt_list(a, O_SEARCH, &search))
+		return CHECK_EXIT_OPERATIONAL;
+	o.search = search.v;
+	o.nsearch = search.n;
 	r = cowchain_check(a->pos[0], &o, &rep, &err);
 	if (r) {
 		/* Whatever was found before the failure still counts. */
@@ -128,16 +139,18 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 			print_text(&rep, o.repair, status);
 	}
 	cowchain_check_report_free(&rep);
+	cli_list_free(&search);
 	return status;
 }
 
 const struct cli_command cmd_check = {
 	.name = "check",
 	.handler = run,
-	.synopsis = "FILE [--chain] [--repair] [--json]",
+	.synopsis = "FILE [--chain] [--repair [--search DIR[,DIR...]]] [--json]",
 	.summary = "verify a layer's metadata; exit 0 clean, 1 corrected, 4 left uncorrected, "
 		   "8 operational error, 16 usage (docs/check.md)",
 	.options = options,
 	.min_pos = 1,
 	.max_pos = 1,
+	.usage_status = CHECK_EXIT_USAGE,
 };

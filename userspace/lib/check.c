@@ -26,7 +26,11 @@
  *     (a lost leaf's clusters look leaked, and they may be recoverable);
  *  c. one superblock write (seq + 1, into the other slot) if the journal
  *     was checkpointed, the other slot is damaged, or NEEDS_CHECK can be
- *     cleared (only when nothing else is left uncorrected).
+ *     cleared (only when nothing else is left uncorrected);
+ *  d. with finish_merge, an offline merge in progress (MERGING) is
+ *     finished by the merge code, with the file closed, when nothing else
+ *     is left uncorrected;
+ *     then the file, if the merge left it, is checked again (finish_merge).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,6 +47,7 @@
 #include "cowchain.h"
 #include "journal.h"
 #include "check.h"
+#include "merge.h"
 
 /* ---- small containers ---------------------------------------------------- */
 
@@ -367,11 +372,19 @@ static int check_superblock(struct walker *w, bool *have_sb)
 	if (w->sb.flags & COWCHAIN_SB_NEEDS_CHECK)
 		report(w, CK_SB_NEEDS_CHECK, 1, "flags 0x%x", w->sb.flags);
 	if (w->sb.flags & COWCHAIN_SB_MERGING) {
+		static const char *const role[] = {
+			[COWCHAIN_MERGE_INTO_PARENT] = "into its parent",
+			[COWCHAIN_MERGE_FROM_CHILD] = "receiving a child",
+			[COWCHAIN_MERGE_INTO_CHILDREN] = "into its children",
+			[COWCHAIN_MERGE_FROM_PARENT] = "receiving its parent",
+		};
+		u32 st = w->sb.merge_state;
 		char peer[37];
 
 		uuid_str(w->sb.merge_peer_uuid, peer);
-		report(w, CK_SB_MERGING, 1, "merge state %u at cluster %llu with layer %s",
-		       w->sb.merge_state, (unsigned long long)w->sb.merge_cursor, peer);
+		report(w, CK_SB_MERGING, 1, "merge state %u (%s) at cluster %llu with layer %s",
+		       st, st < sizeof(role) / sizeof(role[0]) && role[st] ? role[st] : "unknown",
+		       (unsigned long long)w->sb.merge_cursor, peer);
 	}
 	if ((w->sb.capacity << w->sb.cluster_shift) > w->file_size)
 		report(w, CK_FILE_TRUNCATED, 1, "%llu bytes, capacity needs %llu",
@@ -896,8 +909,10 @@ static bool uncorrected_besides(const struct cowchain_check_report *rep,
 {
 	size_t i;
 
+	/* An interrupted merge is finished after these repairs (finish_merge). */
 	for (i = 0; i < rep->n; i++)
 		if (!rep->f[i].fixed && rep->f[i].code != except &&
+		    rep->f[i].code != CK_SB_MERGING &&
 		    cowchain_problems[rep->f[i].code].severity != COWCHAIN_SEV_INFO)
 			return true;
 	return false;
@@ -1004,6 +1019,7 @@ static int repair(struct walker *w, const struct leaks *lk)
 			if (!rep->f[i].fixed && rep->f[i].code != CK_SB_NEEDS_CHECK &&
 			    rep->f[i].code != CK_SB_SLOT_INVALID &&
 			    rep->f[i].code != CK_JOURNAL_PENDING &&
+			    rep->f[i].code != CK_SB_MERGING &&
 			    cowchain_problems[rep->f[i].code].severity != COWCHAIN_SEV_INFO)
 				others_fixed_by_sb = false;
 		if (others_fixed_by_sb) {
@@ -1049,8 +1065,40 @@ static char *parent_path(const char *child, const struct cowchain_sb *sb)
 	return p;
 }
 
-int cowchain_check(const char *path, const struct cowchain_check_opts *opts,
-		   struct cowchain_check_report *rep, struct cowchain_error *err)
+/* The layer-0 finding of code, or NULL. */
+static struct cowchain_finding *finding(struct cowchain_check_report *rep,
+					enum cowchain_problem code)
+{
+	size_t i;
+
+	for (i = 0; i < rep->n; i++)
+		if (rep->f[i].layer == 0 && rep->f[i].code == code)
+			return &rep->f[i];
+	return NULL;
+}
+
+/* Append to a finding's detail (truncated to fit, like the rest of it). */
+static void add_detail(struct cowchain_finding *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void add_detail(struct cowchain_finding *f, const char *fmt, ...)
+{
+	size_t len = strlen(f->detail);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(f->detail + len, sizeof(f->detail) - len, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * One pass of the check (the walk of path and, with opts->chain, of its
+ * parents; the repairs of path).  merge_todo non-NULL: with --repair, a
+ * MERGING layer whose other problems are all corrected stops the pass
+ * after its walk, with *merge_todo set, for finish_merge.
+ */
+static int check_pass(const char *path, const struct cowchain_check_opts *opts,
+		      bool *merge_todo, struct cowchain_check_report *rep,
+		      struct cowchain_error *err)
 {
 	struct check_ctx cx = { .rep = rep, .err = err };
 	u8 (*seen)[COWCHAIN_UUID_SIZE] = NULL;
@@ -1087,6 +1135,24 @@ int cowchain_check(const char *path, const struct cowchain_check_opts *opts,
 		if (r == 0 && have_sb && depth == 0 && opts->repair)
 			r = repair(w, &lk);
 		free(lk.r);
+		if (r == 0 && have_sb && depth == 0 && merge_todo && opts->repair &&
+		    opts->finish_merge && (w->sb.flags & COWCHAIN_SB_MERGING)) {
+			struct cowchain_finding *f = finding(rep, CK_SB_MERGING);
+
+			if (!f) {
+				r = fail(err, -ENOMEM, "cannot check '%s': out of memory", cur);
+			} else if (cowchain_sb_ro_only(&w->sb)) {
+				add_detail(f, "; not finished: the layer has unknown read-only-compatible features");
+			} else if (uncorrected_besides(rep, CK_SB_MERGING)) {
+				add_detail(f, "; not finished: other problems of this layer are left uncorrected");
+			} else {
+				/* The merge takes the writers' flock: close first. */
+				*merge_todo = true;
+				walker_free(w);
+				free(w);
+				break;
+			}
+		}
 		if (r || !have_sb || !opts->chain) {
 			walker_free(w);
 			free(w);
@@ -1198,6 +1264,110 @@ int cowchain_check(const char *path, const struct cowchain_check_opts *opts,
 	free(next);
 	free(cur);
 	free(seen);
+	return r;
+}
+
+/*
+ * d. Finish the offline merge path is part of, by running the merge code
+ * itself: cowchain_merge() on path, exactly what a re-run of "cowchain
+ * merge FILE" does.  The recorded state (merge_state, merge_cursor,
+ * merge_peer_uuid in the superblocks of the pair) says the direction and
+ * how far it got; every state the merge writes resumes forward (the crash
+ * analysis in lib/merge.c), so the merge is finished, never rolled back.
+ * The peers are looked for where the merge command looks: path's (and the
+ * pair's) directories, then opts->search.  A merge that cannot go on (a
+ * peer missing or busy, no space) leaves the finding unfixed with the
+ * reason; only running out of memory is an operational error.
+ */
+static int finish_merge(const char *path, const struct cowchain_check_opts *opts,
+			struct cowchain_finding *f, bool *gone, struct cowchain_error *err)
+{
+	struct cowchain_merge_opts mo = { .search = opts->search, .nsearch = opts->nsearch };
+	struct cowchain_merge_plan plan;
+	struct cowchain_error merr = { 0 };
+	size_t i, kids = 0;
+	int r;
+
+	*gone = false;
+	r = cowchain_merge(path, &mo, &plan, &merr);
+	if (r == -ENOMEM) {
+		cowchain_merge_plan_free(&plan);
+		return fail(err, r, "cannot repair '%s': %s", path, merr.msg);
+	}
+	if (r) {
+		add_detail(f, "; not finished: %s", merr.msg);
+		cowchain_merge_plan_free(&plan);
+		return 0;
+	}
+	f->fixed = true;
+	*gone = access(path, F_OK) && errno == ENOENT;
+	for (i = 0; i < plan.nfiles; i++)
+		kids += !strcmp(plan.files[i].role, "child");
+	if (plan.direction == COWCHAIN_DIR_PARENT)
+		add_detail(f, "; finished: merged '%s' into its parent '%s' (%llu bytes copied), deleted '%s'",
+			   plan.child_path, plan.parent_path,
+			   (unsigned long long)plan.bytes_done, plan.child_path);
+	else
+		add_detail(f, "; finished: merged '%s' into its %zu child(ren) (%llu bytes copied), deleted '%s'",
+			   plan.parent_path, kids, (unsigned long long)plan.bytes_done,
+			   plan.parent_path);
+	cowchain_merge_plan_free(&plan);
+	return 0;
+}
+
+/*
+ * After finish_merge, when path is still there: the second pass's report
+ * replaces the first, keeping the first's fixed findings and its merge
+ * finding (which carries what was done or why not).
+ */
+static int combine(struct cowchain_check_report *rep, struct cowchain_check_report *again,
+		   const struct cowchain_finding *mf)
+{
+	size_t n = 0, i;
+	struct cowchain_finding *v = malloc((rep->n + again->n + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < rep->n; i++)
+		if (rep->f[i].fixed || &rep->f[i] == mf)
+			v[n++] = rep->f[i];
+	for (i = 0; i < again->n; i++)
+		if (!mf->fixed && again->f[i].layer == 0 && again->f[i].code == CK_SB_MERGING)
+			continue;	/* the first pass's says why it is left */
+		else
+			v[n++] = again->f[i];
+	free(rep->f);
+	rep->f = v;
+	rep->n = rep->cap = n;
+	for (i = 0; i < rep->nlayers; i++)
+		free(rep->layers[i]);
+	free(rep->layers);
+	rep->layers = again->layers;
+	rep->nlayers = again->nlayers;
+	again->layers = NULL;
+	again->nlayers = 0;
+	return 0;
+}
+
+int cowchain_check(const char *path, const struct cowchain_check_opts *opts,
+		   struct cowchain_check_report *rep, struct cowchain_error *err)
+{
+	struct cowchain_check_report again;
+	struct cowchain_finding *mf;
+	bool todo = false, gone;
+	int r;
+
+	r = check_pass(path, opts, &todo, rep, err);
+	if (r || !todo)
+		return r;
+	mf = finding(rep, CK_SB_MERGING);
+	r = finish_merge(path, opts, mf, &gone, err);
+	if (r || gone)
+		return r;
+	r = check_pass(path, opts, NULL, &again, err);
+	if (combine(rep, &again, mf) && !r)
+		r = fail(err, -ENOMEM, "cannot check '%s': out of memory", path);
+	cowchain_check_report_free(&again);
 	return r;
 }
 

@@ -95,6 +95,16 @@ struct cowchain_finding {
 struct cowchain_check_opts {
 	bool chain;		/* also check the parents and the links to them */
 	bool repair;		/* fix what needs no guessing (the file checked only) */
+	/*
+	 * With repair: finish an offline merge the layer is part of, through
+	 * the merge code (cowchain_merge, as a re-run of "cowchain merge FILE"
+	 * does).  That changes other layers of the pair and deletes one of
+	 * them, so a caller asks for it (the CLI's --repair does); the peers
+	 * are looked for in the pair's directories and in search.
+	 */
+	bool finish_merge;
+	const char *const *search;
+	size_t nsearch;
 };
 
 struct cowchain_check_report {
@@ -105,7 +115,16 @@ struct cowchain_check_report {
 };
 
 /*
- * Check the layer at path.  Returns 0 when the check ran (whatever it
+ * Check the layer at path.  With opts->repair and opts->finish_merge, an
+ * offline merge the layer is part of (CK_SB_MERGING) is finished after the
+ * other repairs, when
+ * nothing else in the layer is left uncorrected: the finding is marked
+ * fixed and its detail says what was done (or, unfixed, why not).  If the
+ * merge deleted path, the report ends there; otherwise path is checked
+ * again from the start and the report holds what the repair fixed, then
+ * what that second pass found.
+ *
+ * Returns 0 when the check ran (whatever it
  * found: see the report), or a negative errno when it could not run at
  * all (the file cannot be opened, is not a regular file or block device,
  * is too small to hold a superblock, or uses a format version or

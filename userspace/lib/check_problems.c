@@ -7,7 +7,8 @@
  *
  * A problem is repairable only if the repair needs no guessing and loses
  * nothing: replaying a committed journal, rewriting a superblock slot from
- * the valid one, punching unreferenced clusters, clearing NEEDS_CHECK.
+ * the valid one, punching unreferenced clusters, clearing NEEDS_CHECK,
+ * finishing an interrupted merge with the merge code itself.
  * Anything that would drop metadata or data is reported and left alone.
  */
 #include "check.h"
@@ -31,9 +32,9 @@ const struct cowchain_problem_def cowchain_problems[CK__COUNT] = {
 	P(SB_NEEDS_CHECK, HARMLESS, true,
 	  "the needs-check flag is set",
 	  "clear the flag when nothing else is left uncorrected"),
-	P(SB_MERGING, INFO, false,
-	  "an offline merge is in progress",
-	  "finish or resume it with cowchain merge"),
+	P(SB_MERGING, HARMLESS, true,
+	  "an offline merge is in progress or was interrupted",
+	  "finish the merge as re-running 'cowchain merge FILE' does (peers looked for in FILE's directory and --search)"),
 	P(FILE_TRUNCATED, CORRUPT, false,
 	  "the file is shorter than the layer's capacity",
 	  "restore the missing end of the file from a backup"),

@@ -155,6 +155,15 @@ int cc_merge_plan(struct merge *m, const char *layer)
 		return r;
 	m->resume = X->sb.flags & COWCHAIN_SB_MERGING;
 	plan->resume = m->resume;
+	if (m->resume && X->sb.parent_kind != COWCHAIN_PARENT_LAYER &&
+	    (X->sb.merge_state == COWCHAIN_MERGE_INTO_PARENT ||
+	     X->sb.merge_state == COWCHAIN_MERGE_FROM_PARENT)) {
+		/* Only a child is marked so (its relink clears the mark). */
+		r = cc_failf(m->err, -EINVAL, layer,
+			     "records a merge with its parent (state %u) but has no parent layer",
+			     X->sb.merge_state);
+		goto out;
+	}
 	if (m->resume) {
 		switch (X->sb.merge_state) {
 		case COWCHAIN_MERGE_INTO_PARENT:

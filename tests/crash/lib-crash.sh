@@ -159,20 +159,3 @@ powercut_run() {
 		fail "power-cut replay failed (see above)"
 	fi
 }
-
-# torn_build: tests/crash/torn.c against the library (pwrite wrapped).
-torn_build() {
-	local t=$TEST_TMP/torn
-	if [ -x "$TOP/build/crash/torn" ] && [ ! "$CRASH_DIR/torn.c" -nt "$TOP/build/crash/torn" ] &&
-	   [ ! "$TOP/userspace/libcowchain.a" -nt "$TOP/build/crash/torn" ]; then
-		# shellcheck disable=SC2034 # used by t-rel-torn.sh
-		TORN=$TOP/build/crash/torn
-		return
-	fi
-	# shellcheck disable=SC2046 # the libraries are separate words
-	gcc -std=gnu11 -O2 -Wall -Wextra -Werror -I"$TOP/kernel" -I"$TOP/userspace/lib" \
-		-o "$t" "$CRASH_DIR/torn.c" "$TOP/userspace/libcowchain.a" -Wl,--wrap=pwrite \
-		$(pkg-config --libs json-c devmapper) || fail "cannot build torn.c"
-	# shellcheck disable=SC2034 # used by t-rel-torn.sh
-	TORN=$t
-}

@@ -343,6 +343,9 @@ int main(int argc, char **argv)
 	       " boundary, prefix and suffix): %ld failed; %ld with a damaged superblock"
 	       " slot (torn superblock writes, the other slot used); %ld sectors read"
 	       " the newer state\n", trials, total, stride, failed, sbtorn, newer);
+	free(disk);
+	for (i = 0; i <= rounds; i++)
+		free(state[i]);
 	return failed ? 1 : 0;
 usage:
 	fprintf(stderr, "usage: torn DIR COWCHAIN_TOOL [--rounds R] [--stride N]\n");

@@ -251,7 +251,10 @@ merge_case merge-into-parent-by-source m/c.cow m/c.cow \
 	m/c.cow 1 m/p.cow
 merge_case merge-into-parent-by-target m/p.cow m/c.cow \
 	m/c.cow 1 m/p.cow m/p.cow 2 m/c.cow
-# --search: the children live elsewhere; check passes it to the merge.
+# --search: the children live elsewhere; check passes it to the merge.  A
+# resumed merge into the children whose last-relinked child is in none of
+# the directories searched is refused (finishing would delete the parent
+# children elsewhere still read through).
 rm -rf s; mkdir -p s/a s/b
 "$COWCHAIN" create s/a/p.cow --size 8M >/dev/null && "$COWCHAIN" write s/a/p.cow --offset 0 --pattern 0x77 --length 128K >/dev/null &&
 	"$COWCHAIN" snapshot s/a/p.cow s/b/k.cow >/dev/null && "$COWCHAIN" write s/b/k.cow --offset 64K --pattern 0x66 --length 8K >/dev/null
@@ -260,6 +263,11 @@ mark_merging s/a/p.cow 3 s/b/k.cow
 run check --search s/b s/a/p.cow
 ok=0; [ $st = 16 ] && grep -q "search needs --repair" <<<"$err" && ok=1
 result "check/search-needs-repair" $ok "status $st, stderr: $err"
+# Without it the child is not found: refused, the parent kept, exit 4.
+run check --repair s/a/p.cow
+ok=0; [ $st = 4 ] && grep -q "not finished: .*children may live elsewhere; add --search DIR" <<<"$out" &&
+	[ -e s/a/p.cow ] && [ "$(leaf_sums s/b/k.cow | cut -d' ' -f2-)" = "$ksum" ] && ok=1
+result "check/merge-repair-children-elsewhere" $ok "status $st, output: $out$err"
 run check --repair --search s/b s/a/p.cow
 ok=0; [ $st = 1 ] && [ ! -e s/a/p.cow ] && [ "$(leaf_sums s/b/k.cow | cut -d' ' -f2-)" = "$ksum" ] &&
 	"$COWCHAIN" check s/b/k.cow >/dev/null && ok=1

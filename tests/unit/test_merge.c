@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <setjmp.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
@@ -846,6 +847,77 @@ static void test_flatten_compact(void **state)
 
 /* ---- refusals ------------------------------------------------------------ */
 
+static void mark_into_children(struct cowchain_sb *sb, void *peer)
+{
+	sb->flags |= COWCHAIN_SB_MERGING;
+	sb->merge_state = COWCHAIN_MERGE_INTO_CHILDREN;
+	sb->merge_cursor = 0;
+	memcpy(sb->merge_peer_uuid, peer, COWCHAIN_UUID_SIZE);
+}
+
+/*
+ * An interrupted merge into the children whose children live in another
+ * directory than the one searched now: resuming would delete the parent
+ * they read through, so it is refused (merge, and check --repair, which
+ * runs the same code) until --search names it; then it finishes.
+ */
+static void test_merge_resume_children_elsewhere(void **state)
+{
+	struct cowchain_create_opts co = { .size = 1 << 20 };
+	struct cowchain_check_opts ko = { .repair = true, .finish_merge = true };
+	struct cowchain_merge_opts o = { 0 };
+	struct cowchain_check_report rep;
+	struct cowchain_error err = { 0 };
+	struct cowchain_sb ksb;
+	char *d = tu_mkdtemp(), p[4096], k[4096], kd[4096];
+	const char *search[1] = { kd };
+	u8 buf[4096], back[4096];
+
+	(void)state;
+	snprintf(kd, sizeof(kd), "%s/kids", d);
+	snprintf(p, sizeof(p), "%s/p.cow", d);
+	snprintf(k, sizeof(k), "%s/kids/k.cow", d);
+	assert_int_equal(mkdir(kd, 0755), 0);
+	assert_int_equal(cowchain_create(p, &co, &err), 0);
+	memset(buf, 0x5a, sizeof(buf));
+	{
+		struct cowchain_chain *c;
+
+		assert_int_equal(cowchain_chain_open(p, COWCHAIN_OPEN_WRITE, &c, &err), 0);
+		assert_int_equal(cowchain_write(c, buf, 8192, sizeof(buf), &err), 0);
+		assert_int_equal(cowchain_chain_close(c, &err), 0);
+	}
+	co = (struct cowchain_create_opts){ .parent = p };
+	assert_int_equal(cowchain_create(k, &co, &err), 0);
+	tu_read_sb(k, &ksb);
+	tu_rewrite_sb(p, mark_into_children, ksb.uuid);
+
+	assert_int_equal(cowchain_merge(p, &o, NULL, &err), -ENOENT);
+	tu_assert_msg(&err, "children may live elsewhere; add --search DIR");
+	assert_int_equal(cowchain_check(p, &ko, &rep, &err), 0);
+	assert_int_equal(cowchain_check_status(&rep), 4);
+	assert_non_null(strstr(find_code(&rep, CK_SB_MERGING)->detail, "not finished"));
+	cowchain_check_report_free(&rep);
+	assert_int_equal(access(p, F_OK), 0);
+
+	ko.search = search;
+	ko.nsearch = 1;
+	assert_int_equal(cowchain_check(p, &ko, &rep, &err), 0);
+	assert_int_equal(cowchain_check_status(&rep), 1);
+	cowchain_check_report_free(&rep);
+	assert_true(access(p, F_OK) != 0);
+	{
+		struct cowchain_chain *c;
+
+		assert_int_equal(cowchain_chain_open(k, 0, &c, &err), 0);
+		assert_int_equal(cowchain_chain_depth(c), 1);
+		assert_int_equal(cowchain_read(c, back, 8192, sizeof(back), &err), 0);
+		cowchain_chain_close(c, NULL);
+	}
+	assert_memory_equal(back, buf, sizeof(buf));
+	tu_rmdir(d);
+}
+
 static void test_merge_refusals(void **state)
 {
 	struct cowchain_merge_opts o = { 0 };
@@ -903,6 +975,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_merge_refusals),
+		cmocka_unit_test(test_merge_resume_children_elsewhere),
 		cmocka_unit_test(test_merge_random),
 		cmocka_unit_test(test_merge_crash),
 		cmocka_unit_test(test_merge_crash_check_repair),

@@ -394,8 +394,10 @@ char *cc_locator_target(const char *path, const struct cowchain_sb *sb)
 }
 
 
-int cc_find_leftover(const u8 *peer, char *const *dirs, size_t ndirs, char **out,
-		     struct cowchain_error *err)
+/* The first layer in dirs whose superblock match accepts, or NULL. */
+static int find_first(char *const *dirs, size_t ndirs,
+		      bool (*match)(const struct cowchain_sb *sb, const u8 *uuid),
+		      const u8 *uuid, char **out, struct cowchain_error *err)
 {
 	size_t i;
 
@@ -416,9 +418,7 @@ int cc_find_leftover(const u8 *peer, char *const *dirs, size_t ndirs, char **out
 				closedir(d);
 				return cc_fail(err, -ENOMEM, "out of memory");
 			}
-			if (!cc_peek_sb(p, &sb) && (sb.flags & COWCHAIN_SB_MERGING) &&
-			    sb.merge_state == COWCHAIN_MERGE_INTO_CHILDREN &&
-			    !memcmp(sb.merge_peer_uuid, peer, COWCHAIN_UUID_SIZE))
+			if (!cc_peek_sb(p, &sb) && match(&sb, uuid))
 				*out = p;
 			else
 				free(p);
@@ -426,4 +426,28 @@ int cc_find_leftover(const u8 *peer, char *const *dirs, size_t ndirs, char **out
 		closedir(d);
 	}
 	return 0;
+}
+
+static bool is_leftover(const struct cowchain_sb *sb, const u8 *peer)
+{
+	return (sb->flags & COWCHAIN_SB_MERGING) &&
+	       sb->merge_state == COWCHAIN_MERGE_INTO_CHILDREN &&
+	       !memcmp(sb->merge_peer_uuid, peer, COWCHAIN_UUID_SIZE);
+}
+
+int cc_find_leftover(const u8 *peer, char *const *dirs, size_t ndirs, char **out,
+		     struct cowchain_error *err)
+{
+	return find_first(dirs, ndirs, is_leftover, peer, out, err);
+}
+
+static bool is_layer(const struct cowchain_sb *sb, const u8 *uuid)
+{
+	return !memcmp(sb->uuid, uuid, COWCHAIN_UUID_SIZE);
+}
+
+int cc_find_layer(const u8 *uuid, char *const *dirs, size_t ndirs, char **out,
+		  struct cowchain_error *err)
+{
+	return find_first(dirs, ndirs, is_layer, uuid, out, err);
 }

@@ -27,6 +27,9 @@ void cc_found_free(struct cc_found *v, size_t n);
 /* A layer in dirs merging into its children with merge_peer_uuid peer, or NULL. */
 int cc_find_leftover(const u8 *peer, char *const *dirs, size_t ndirs, char **out,
 		     struct cowchain_error *err);
+/* The layer in dirs whose uuid is uuid, or NULL. */
+int cc_find_layer(const u8 *uuid, char *const *dirs, size_t ndirs, char **out,
+		  struct cowchain_error *err);
 
 /* dirname(path) followed by extra, deduplicated by realpath. */
 int cc_search_dirs(const char *path, const char *const *extra, size_t nextra,

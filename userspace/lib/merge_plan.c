@@ -135,6 +135,42 @@ static int take_kid(struct merge *m, const struct cc_found *f)
 	return 0;
 }
 
+/*
+ * Resuming a merge into the children: the child P names as its peer is
+ * relinked last, so if it no longer names P every child is done.  If it
+ * is in none of the directories searched, children may live elsewhere
+ * (the merge started with another --search): finishing would delete the
+ * parent they still read through, so refuse.
+ */
+static int peer_child_seen(struct merge *m, const struct cowchain_layer *P,
+			   const struct cowchain_layer *named)
+{
+	const u8 *peer = P->sb.merge_peer_uuid;
+	char *where = NULL, us[37], dirs[1024];
+	bool found;
+	size_t i;
+	int r;
+
+	if (!(P->sb.flags & COWCHAIN_SB_MERGING) ||
+	    P->sb.merge_state != COWCHAIN_MERGE_INTO_CHILDREN || same_uuid(peer, P->sb.uuid))
+		return 0;	/* not marked yet, or it had no child */
+	if (same_uuid(peer, named->sb.uuid))
+		return 0;	/* named by the peer itself */
+	for (i = 0; i < m->nkids; i++)
+		if (same_uuid(m->kids[i].sb.uuid, peer))
+			return 0;
+	r = cc_find_layer(peer, m->dirs, m->ndirs, &where, m->err);
+	found = where;
+	free(where);
+	if (r || found)
+		return r;
+	cowchain_uuid_str(peer, us);
+	dirs_str(m, dirs, sizeof(dirs));
+	return cc_failf(m->err, -ENOENT, m->ppath,
+			"is being merged into its children, but its child %s is not in %s: children may live elsewhere; add --search DIR",
+			us, dirs);
+}
+
 int cc_merge_plan(struct merge *m, const char *layer)
 {
 	struct cowchain_merge_plan *plan = m->plan;
@@ -516,6 +552,8 @@ located:
 		if (!r && !m->nkids && !m->resume)
 			r = cc_failf(m->err, -ENOENT, m->ppath, "has no children in %s: nothing to merge into",
 				     dirs);
+		if (!r && m->resume)
+			r = peer_child_seen(m, P, X);
 		if (!r && !cowchain_layer_stats(P, &st, m->err))
 			r = add_file(m, m->ppath, "parent", "emptied batch by batch, then deleted",
 				     0, -(s64)st.disk_usage, 0);

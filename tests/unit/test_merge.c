@@ -603,6 +603,8 @@ static void check_after_kill(struct tree *t)
 		cowchain_check_report_free(&rep);
 		if (!left)
 			continue;
+		if (getenv("MERGE_DEBUG"))
+			print_message("  leftover in l%d\n", i);
 		o.repair = true;
 		assert_int_equal(cowchain_check(lpath(t, i), &o, &rep, &err), 0);
 		assert_int_equal(cowchain_check_status(&rep), 1);
@@ -656,7 +658,8 @@ static const struct cowchain_finding *find_code(const struct cowchain_check_repo
 /*
  * A merge in a given direction killed at `points` writes spread over the
  * whole run; then, instead of re-running the merge, check on a layer left
- * MERGING (the source and the target in turn): without --repair it reports
+ * MERGING (the source and the target in turn; a kill after the last mark
+ * was cleared leaves none, only the debris below): without --repair it reports
  * SB_MERGING and exits 4 and changes nothing; with --repair it finishes the
  * merge (exit 1).  Then no layer is MERGING, every leaf reads as before,
  * and every layer left checks clean with its chain (the tree's leaks are

@@ -18,7 +18,7 @@ enum { O_CHAIN, O_REPAIR, O_SEARCH, O_JSON };
 
 static const struct cli_option options[] = {
 	[O_CHAIN] = { "chain", NULL, "also check the parents and the links to them" },
-	[O_REPAIR] = { "repair", NULL, "fix what needs no guessing (the file named only); finish an interrupted merge" },
+	[O_REPAIR] = { "repair", NULL, "fix what needs no guessing in FILE; finish an interrupted merge FILE is part of (this changes the merge's other layers too)" },
 	[O_SEARCH] = { "search", "DIR[,DIR...]", "with --repair: also look for the layers of an interrupted merge in these directories (FILE's own is always searched)" },
 	[O_JSON] = { "json", NULL, "machine-readable output" },
 	{ NULL, NULL, NULL },

@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <linux/fs.h>
 #include "internal.h"
 
 int cc_fail(struct cowchain_error *err, int code, const char *fmt, ...)
@@ -69,6 +72,23 @@ int cc_pread(int fd, void *buf, size_t len, u64 off)
 		len -= (size_t)r;
 	}
 	return 0;
+}
+
+int cc_fd_size(int fd, u64 *size, bool *is_reg)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (is_reg)
+		*is_reg = S_ISREG(st.st_mode);
+	if (S_ISREG(st.st_mode)) {
+		*size = (u64)st.st_size;
+		return 0;
+	}
+	if (S_ISBLK(st.st_mode))
+		return ioctl(fd, BLKGETSIZE64, size) ? -errno : 0;
+	return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 }
 
 void (*cc_io_hook)(void);

@@ -141,6 +141,13 @@ int cc_set_locator(struct cowchain_sb *sb, const char *target, const char *child
 int cc_pread(int fd, void *buf, size_t len, u64 off);
 int cc_pwrite(int fd, const void *buf, size_t len, u64 off);
 /*
+ * The size of what fd is open on: a regular file's length or a block
+ * device's size, *is_reg (if not NULL) saying which.  Returns 0, -EISDIR
+ * for a directory, -EINVAL for any other kind of file, or the -errno of a
+ * failed fstat or BLKGETSIZE64.
+ */
+int cc_fd_size(int fd, u64 *size, bool *is_reg);
+/*
  * Test hook: when set, called before every write the library issues
  * (cc_pwrite, and each data copy, hole punch and unlink of lib/merge.c), so
  * crash tests can kill the process at the Nth write.  NULL in production.

@@ -5,8 +5,8 @@
  * Both directions go through one emitter interface (thin_dump/thin_restore
  * are the model):
  *
- *   dump:          layer file --(tolerant walker, check.c)--> JSON emitter
- *   restore-dump:  JSON text  --(parser)-----------------> disk emitter
+ *   dump:          layer file --(tolerant walker, check_walk.c)--> JSON emitter
+ *   restore-dump:  JSON text  --(parser)----------------------> disk emitter
  *
  * and the JSON emitter and the parser use one field table for the
  * superblock and one for cluster entries, so the text format cannot drift

@@ -34,6 +34,9 @@
 #                       20 s; TCG runs 10-50x slower than hardware and a
 #                       guest starved by other guests on a 2-CPU host would
 #                       otherwise report lockups that are only emulation lag)
+#   COWCHAIN_VM_9P_CACHE   9p cache mode of the guest's read-only root
+#                       (default loose: the host tree must not change while a
+#                       guest runs; "none" reads every file from the host)
 #   COWCHAIN_VM_DEBUGOPTS  memory debugging options (default
 #                       "slub_debug=FZPU page_poison=1"; they add ~15 s to a
 #                       TCG boot, set it empty for quick iterations)
@@ -103,8 +106,15 @@ fail() { echo "init: $*"; poweroff -f; }
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 cat /dev/kmsg > /dev/ttyS1 2>/dev/null &
 mkdir -p /newroot
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro root /newroot ||
-	fail "cannot mount the host root over 9p"
+# The root is read-only and does not change while the guest runs, so the
+# guest may cache it (cache=loose): every exec of bash, dmsetup or the tool
+# is then served from the guest's page cache instead of a 9p round trip.
+c9p=loose
+for a in $(cat /proc/cmdline); do
+	case $a in cowchain_vm.9p_cache=*) c9p=${a#*=} ;; esac
+done
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=$c9p,ro root /newroot ||
+	fail "cannot mount the host root over 9p (cache=$c9p)"
 for d in proc sys dev tmp run; do [ -d /newroot/$d ] || fail "/$d missing on host"; done
 mount -t proc proc /newroot/proc
 mount -t sysfs sysfs /newroot/sys
@@ -236,7 +246,7 @@ run_one() {
 	timeout -k 10 "$timeout" qemu-system-x86_64 \
 		-accel "$accel" -cpu "$cpu" -smp "${COWCHAIN_VM_CPUS:-2}" -m "${COWCHAIN_VM_MEM:-3072}" \
 		-kernel "/boot/vmlinuz-$kver" -initrd "$top/build/initramfs/$kver.cpio.gz" \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 ${COWCHAIN_VM_DEBUGOPTS-slub_debug=FZPU page_poison=1} watchdog_thresh=$watchdog log_buf_len=16M rdinit=/init ${COWCHAIN_VM_APPEND:-}" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 ${COWCHAIN_VM_DEBUGOPTS-slub_debug=FZPU page_poison=1} watchdog_thresh=$watchdog log_buf_len=16M rdinit=/init cowchain_vm.9p_cache=${COWCHAIN_VM_9P_CACHE:-loose} ${COWCHAIN_VM_APPEND:-}" \
 		-virtfs "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap" \
 		-virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
 		"${bios[@]}" -nographic -no-reboot -nic none \

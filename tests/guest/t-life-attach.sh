@@ -74,7 +74,9 @@ log "live restore: back to the snapshot"
 "$CC" restore vm || fail "live restore"
 dd if="$dev" of="$TEST_TMP/restored" bs=1M iflag=direct status=none
 cmp -s "$TEST_TMP/before" "$TEST_TMP/restored" || fail "restore did not bring the snapshot back"
-ls -A "$d" | grep -q restore- && fail "restore left a temporary file"
+for f in "$d"/* "$d"/.*; do
+	case ${f##*/} in *restore-*) fail "restore left a temporary file: $f" ;; esac
+done
 
 log "detach: device and its loop devices go"
 "$CC" detach vm || fail "detach"

@@ -81,6 +81,7 @@ refused "$child 1 $root -" "table length is larger than the virtual disk" $((n +
 log "a sealed layer is accepted read-only; a shorter table is fine"
 dm_create cc-ro "0 $n cowchain $root 0 - 1 read_only"
 dmsetup table cc-ro | grep -Eq ' 0 - 1 read_only$' || fail "read_only table: $(dmsetup table cc-ro)"
+# shellcheck disable=SC2046 # split into fields on purpose
 set -- $(dmsetup status cc-ro)
 assert_eq ro "$4" "read_only mode"
 dm_remove cc-ro

@@ -59,7 +59,9 @@ static const char *const mode_name[] = {
  * with one holder, so an exclusive open cannot tell two tables apart; the
  * claim is taken in preresume and given back in postsuspend and dtr (a
  * reload of the same device suspends the old table before it resumes the
- * new one).
+ * new one).  A top is the same when its block device is, or when its
+ * layer uuid is: the same file behind two loop devices is two block
+ * devices but one layer.
  */
 static LIST_HEAD(live_tops);
 static DEFINE_MUTEX(live_tops_lock);
@@ -109,14 +111,24 @@ static int claim_top(struct cowchain_c *cc)
 
 	mutex_lock(&live_tops_lock);
 	if (list_empty(&cc->claim)) {
-		list_for_each_entry(o, &live_tops, claim)
-			if (o->devs[0]->bdev == cc->devs[0]->bdev &&
-			    (!o->read_only || !cc->read_only)) {
+		list_for_each_entry(o, &live_tops, claim) {
+			if (o->read_only && cc->read_only)
+				continue;
+			if (o->devs[0]->bdev == cc->devs[0]->bdev) {
 				DMERR("%s: top %s is in use by the live device %s",
 				      cc->name, cc->devs[0]->name, o->name);
 				r = -EBUSY;
 				break;
 			}
+			/* the same layer file through a second loop device */
+			if (!memcmp(o->md.layers[0].sb.uuid, cc->md.layers[0].sb.uuid,
+				    COWCHAIN_UUID_SIZE)) {
+				DMERR("%s: top %s is the layer the live device %s writes (same uuid)",
+				      cc->name, cc->devs[0]->name, o->name);
+				r = -EBUSY;
+				break;
+			}
+		}
 		if (!r)
 			list_add(&cc->claim, &live_tops);
 	}

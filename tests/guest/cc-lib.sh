@@ -54,6 +54,19 @@ same_as_library() {
 	cmp "$TEST_TMP/ref" "$TEST_TMP/dev" || fail "$3: device differs from the library"
 }
 
+# write_removed_library NAME TOPFILE WHAT: 64 KiB of random data written at
+# 12 KiB through /dev/mapper/NAME, which is then removed: the library must
+# read the same bytes from TOPFILE (the write landed where it reads).
+write_removed_library() {
+	head -c 65536 /dev/urandom > "$TEST_TMP/w"
+	dd if="$TEST_TMP/w" of="/dev/mapper/$1" bs=4096 seek=3 oflag=direct conv=notrunc \
+		status=none || fail "$3: write"
+	dm_remove "$1"
+	"$CC" read "$2" --offset 12288 --length 65536 --output "$TEST_TMP/r" ||
+		fail "$3: cowchain read"
+	cmp "$TEST_TMP/w" "$TEST_TMP/r" || fail "$3: the write differs in the library"
+}
+
 # make_chain DIR DEPTH SIZE_MIB: root + DEPTH-1 children, each writing
 # data, zeroes and discards at depth-dependent places (overlapping).  Prints
 # the files, top first.

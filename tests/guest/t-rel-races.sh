@@ -69,14 +69,19 @@ dd if="$dev" of="$d/after" bs=1M iflag=direct status=none || fail "read after"
 cmp "$d/before" "$d/after" || fail "contents changed across a suspended commit"
 
 log "remove while the device is open and written"
-exec 3<"$dev"	# an opener that is surely there when remove comes
-timeout 300 fio --name=rm --filename="$dev" --direct=1 --ioengine=libaio --iodepth=8 \
+# Without udev, dmsetup remove (deferred or not) deletes /dev/mapper/cc-race
+# at once, and fio closes and reopens its file between the write and the
+# verify pass: both go through a node of our own that outlives the name.
+node=$d/cc-race.node
+mknod "$node" b "$(dmsetup info -c --noheadings -o major cc-race)" \
+	"$(dmsetup info -c --noheadings -o minor cc-race)" || fail "mknod"
+exec 3<"$node"	# an opener that is surely there when remove comes
+timeout 300 fio --name=rm --filename="$node" --direct=1 --ioengine=libaio --iodepth=8 \
 	--rw=randwrite --bs=4k --offset=56M --size=8M --verify=crc32c --do_verify=1 \
 	--verify_fatal=1 --verify_state_save=0 --output="$d/rm.out" &
 fio_pid=$!
-# fio must hold the device before the deferred remove below (and open it
-# only once): without udev, dmsetup deletes /dev/mapper/cc-race at once, so
-# a later open would not find it
+# fio must hold the device before the first remove below, so that the
+# refusal is for fio's open and not only for fd 3
 opens() { dmsetup info -c --noheadings -o open cc-race; }
 for _ in $(seq 1 300); do [ "$(opens)" -ge 2 ] && break; sleep 0.1; done
 [ "$(opens)" -ge 2 ] || { kill "$fio_pid"; fail "fio did not open the device in 30 s"; }

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Live-device state is checked at resume, and suspend/resume is safe:
 #  - the same top in two live tables is refused (the second cannot resume),
-#    a read_only table may share a read_only top;
+#    also when it is the same file through a second loop device; a
+#    read_only table may share a read_only top;
 #  - a table loaded while the old one still writes the top reads what the
 #    old one wrote before it went away (dmsetup load; write; resume);
 #  - suspend and resume loops under fio with verification, with repeated
@@ -26,6 +27,12 @@ log "a second live table on the same top is refused"
 assert_fails dmsetup create cc-susp2 --table "$table"
 dmesg | tail -n 20 | grep -q "is in use by the live device" ||
 	fail "no 'in use by the live device' in the kernel log"
+dm_remove cc-susp2
+log "the same top file through a second loop device is refused"
+top2=$(loop_attach "$d/top.cow")
+assert_fails dmsetup create cc-susp2 --table "0 $sectors cowchain $top2 1 $root -"
+dmesg | tail -n 20 | grep -q "is the layer the live device .* writes (same uuid)" ||
+	fail "no 'same uuid' refusal in the kernel log: $(dmesg | tail -n 5)"
 dm_remove cc-susp2
 log "a second table on the same top may resume once the first is gone"
 dmsetup suspend cc-susp || fail "suspend"

@@ -73,13 +73,7 @@ t1=$(date +%s%N)
 log "reading and comparing 8 MiB: $(( (t1 - t0) / 1000000 )) ms"
 
 # a write at depth still lands where the library reads it
-head -c 65536 /dev/urandom > "$TEST_TMP/w"
-dd if="$TEST_TMP/w" of=/dev/mapper/cc-depth bs=4096 seek=3 oflag=direct conv=notrunc \
-	status=none || fail "write at depth"
-dm_remove cc-depth
-"$CC" read "${files[0]}" --offset 12288 --length 65536 --output "$TEST_TMP/r" ||
-	fail "cowchain read"
-cmp "$TEST_TMP/w" "$TEST_TMP/r" || fail "write at depth $depth differs in the library"
+write_removed_library cc-depth "${files[0]}" "depth $depth"
 
 log "more than 4096 layers is refused"
 assert_fails dmsetup create cc-deep --table "0 $sectors cowchain ${loops[0]} 4096 ${loops[*]:1} -"

@@ -97,7 +97,8 @@ bench: all
 	@$(TOP)/scripts/bench.sh --kernel "$(or $(BENCH_KVER),all)" $(if $(filter 1,$(BENCH_QUICK) $(QUICK)),--quick)
 
 lint:
-	shellcheck -x $(TOP)/scripts/*.sh $(TOP)/.ci/run $(TOP)/tests/run-check.sh $(TOP)/tests/guest/*.sh
+	shellcheck -x $(TOP)/scripts/*.sh $(TOP)/.ci/run $(TOP)/tests/run-check.sh $(TOP)/tests/guest/*.sh \
+		$(TOP)/tests/stress/*.sh $(TOP)/tests/crash/*.sh $(TOP)/tests/bench/*.sh
 
 clean:
 	@if [ -f $(TOP)/userspace/Makefile ]; then $(MAKE) -C $(TOP)/userspace clean; fi

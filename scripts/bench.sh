@@ -6,6 +6,7 @@
 # Per kernel: build/bench/KVER/{results.md,cells.tsv,extra.tsv,notes.txt,raw/}
 # (raw/ holds fio's JSON for every cell).  Prints each results.md.
 # Environment: BENCH_QUICK=1 (same as --quick), BENCH_KVER (same as --kernel),
+# BENCH_GROUPS (which groups of rows; default "io loop ext4 act"),
 # COWCHAIN_VM_MEM (default here 5120 MiB: the RAM disks are pre-filled).
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,11 +36,12 @@ for k in "${kernels[@]}"; do
 	s=$(date +%s)
 	COWCHAIN_VM_MEM=${COWCHAIN_VM_MEM:-5120} COWCHAIN_VM_DEBUGOPTS="" BENCH_QUICK=$quick \
 		"$top/scripts/vm-run.sh" --kernel "$k" --timeout 3600 --out "$out/vm" -- \
-		env BENCH_QUICK="$quick" BENCH_IMG="$out/img" "$top/tests/bench/bench-guest.sh" || rc=$?
+		env BENCH_QUICK="$quick" BENCH_IMG="$out/img" BENCH_GROUPS="${BENCH_GROUPS:-}" \
+		"$top/tests/bench/bench-guest.sh" || rc=$?
 	mkdir -p "$out/$k"
 	cp -r "$out/vm/$k/bench/." "$out/$k/" 2>/dev/null || true
 	{
-		printf 'command\t%s\n' "make bench BENCH_KVER=$k$([ "$quick" = 1 ] && echo ' BENCH_QUICK=1')"
+		printf 'command\t%s\n' "make bench BENCH_KVER=$k$([ "$quick" = 1 ] && echo ' BENCH_QUICK=1')${BENCH_GROUPS:+ BENCH_GROUPS=\"$BENCH_GROUPS\"}"
 		printf 'date\t%s\n' "$start"
 		printf 'wall_s\t%s\n' "$(( $(date +%s) - s ))"
 		printf 'host_load_start\t%s\n' "$host_load"

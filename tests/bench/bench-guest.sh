@@ -11,6 +11,9 @@
 #   notes.txt       what was skipped and why
 #
 # BENCH_QUICK=1: 3 reps, 2 s per timed cell, fewer depths and peers.
+# BENCH_GROUPS: which groups of rows run, default all of "io loop ext4 act"
+# (io: the RAM-disk rows against every peer, depth rows included; loop;
+# ext4; act: activation time and memory).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,6 +30,8 @@ log() { echo "bench: $(date +%T) $*"; }
 note() { echo "$*" >> "$OUT/notes.txt"; log "NOTE: $*"; }
 extra() { printf '%s\t%s\n' "$1" "$2" >> "$OUT/extra.tsv"; }
 die() { log "FATAL: $*"; exit 1; }
+GROUPS_RUN=" ${BENCH_GROUPS:-io loop ext4 act} "
+want() { [[ $GROUPS_RUN == *" $1 "* ]]; }
 
 # private copies: the host may rebuild these while we run
 cp "$TOP/userspace/cowchain" "$W/cowchain"; CC=$W/cowchain
@@ -155,7 +160,7 @@ done
 cc=/dev/mapper/b-cc2
 # top data: written through the device
 for d in $ALLD; do
-	fio --name=td --filename=/dev/mapper/b-cc$d --rw=write --bs=1M --iodepth=4 --direct=1 \
+	fio --name=td --filename="/dev/mapper/b-cc$d" --rw=write --bs=1M --iodepth=4 --direct=1 \
 		--ioengine=libaio --offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null --eta=never || die "td $d"
 done
 sync
@@ -171,13 +176,13 @@ thin_setup() {  # NAME ZEROING(0|1)
 	dmc "b-$n-pool" "0 $(( (V + 16) * 2048 )) thin-pool $md $dd 128 0 ${feat:-0}" || return 1
 	dmsetup message "b-$n-pool" 0 "create_thin 0" || return 1
 	dmc "b-$n-base" "0 $((V * 2048)) thin /dev/mapper/b-$n-pool 0"
-	fio --name=pd --filename=/dev/mapper/b-$n-base --rw=write --bs=1M --iodepth=4 --direct=1 \
+	fio --name=pd --filename="/dev/mapper/b-$n-base" --rw=write --bs=1M --iodepth=4 --direct=1 \
 		--ioengine=libaio --offset=0 --size=$((PDLEN * M)) --buffer_pattern=0xa5 --output=/dev/null --eta=never
 	dmsetup suspend "b-$n-base"
 	dmsetup message "b-$n-pool" 0 "create_snap 1 0" || return 1
 	dmsetup resume "b-$n-base"
 	dmc "b-$n" "0 $((V * 2048)) thin /dev/mapper/b-$n-pool 1"
-	fio --name=td --filename=/dev/mapper/b-$n --rw=write --bs=1M --iodepth=4 --direct=1 \
+	fio --name=td --filename="/dev/mapper/b-$n" --rw=write --bs=1M --iodepth=4 --direct=1 \
 		--ioengine=libaio --offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null --eta=never
 }
 if [ -d /sys/module/dm_thin_pool ]; then
@@ -203,6 +208,9 @@ fi
 # ------------------------------------------------------------------ qcow2 over qemu-nbd
 declare -A QDEV
 NBD_OK=0
+# qemu-nbd -c binds a socket in /var/lock (-> /run/lock), which the
+# guest's empty tmpfs /run lacks
+mkdir -p /run/lock
 if command -v qemu-nbd >/dev/null && modprobe nbd nbds_max=16 2>/dev/null; then NBD_OK=1
 else note "qcow2: qemu-nbd or the nbd module is missing: no qcow2 cells"; fi
 nbd_i=0
@@ -213,25 +221,25 @@ qchain() {
 	local n=$1 depth=$2 x=$3 base prev d i nbd
 	if [ -z "${QBASE[$x]:-}" ]; then
 		ram; base=$R
-		qemu-img create -q -f qcow2 -o cluster_size=65536,extended_l2=$x "$base" ${V}M || return 1
-		# parent data written through qemu-nbd into the base (shared by every chain)
-		nbd=/dev/nbd15
-		qemu-nbd -f qcow2 --cache=none --aio=native -c "$nbd" "$base" || return 1
-		sleep 0.5
-		fio --name=pd --filename=$nbd --rw=write --bs=1M --iodepth=4 --direct=1 --ioengine=libaio \
-			--size=$((PDLEN * M)) --buffer_pattern=0xa5 --output=/dev/null --eta=never
-		qemu-nbd -d "$nbd" >/dev/null; sleep 0.3
+		qemu-img create -q -f qcow2 -o cluster_size=65536,extended_l2="$x" "$base" "${V}M" \
+			2>>"$OUT/notes.txt" || return 1
+		# parent data written into the base (shared by every chain) by
+		# qemu-io, which has exited, and so dropped its image lock, when
+		# the chains above open the base as their backing file (a
+		# qemu-nbd server can outlive "qemu-nbd -d" for a moment)
+		qemu-io -f qcow2 -t none -c "write -P 0xa5 0 $((PDLEN))M" "$base" >/dev/null \
+			2>>"$OUT/notes.txt" || return 1
 		QBASE[$x]=$base
 	fi
 	prev=${QBASE[$x]}
 	for ((i = 2; i <= depth; i++)); do
 		ram; d=$R
-		qemu-img create -q -f qcow2 -o cluster_size=65536,extended_l2=$x \
-			-b "$prev" -F qcow2 "$d" ${V}M || return 1
+		qemu-img create -q -f qcow2 -o cluster_size=65536,extended_l2="$x" \
+			-b "$prev" -F qcow2 "$d" "${V}M" 2>>"$OUT/notes.txt" || return 1
 		prev=$d
 	done
 	nbd=/dev/nbd$nbd_i; nbd_i=$((nbd_i + 1))
-	qemu-nbd -f qcow2 --cache=none --aio=native -c "$nbd" "$prev" || return 1
+	qemu-nbd -f qcow2 --cache=none --aio=native -c "$nbd" "$prev" 2>>"$OUT/notes.txt" || return 1
 	sleep 0.5
 	fio --name=td --filename=$nbd --rw=write --bs=1M --iodepth=4 --direct=1 --ioengine=libaio \
 		--offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null --eta=never || return 1
@@ -259,6 +267,7 @@ free -m | sed 's/^/bench: /'
 # ================================================================== rows
 L="linear=$lin"
 TDR="--offset=$((TD * M)) --size=$((TDLEN * M))"
+if want io; then
 # shellcheck disable=SC2046,SC2086
 {
 row rr4k-qd1-top  "$L $PEERS_R" --rw=randread --bs=4k --iodepth=1 $TDR $(T)
@@ -273,7 +282,7 @@ row fsync-ow4k    "$L $PEERS_R" --rw=randwrite --bs=4k --iodepth=1 --fsync=1 $TD
 SLICE="$EM 0" row fw4k "$L $PEERS_W" --rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
 SLICE="$PD 0" row cu4k "$L $PEERS_W" --rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
 SLICE="$PD 5" row cu64k "$L $PEERS_W" --rw=write --bs=64k --iodepth=1 --offset=@S@ --size=$((SL * M))
-SLICE="$EM 5" row fsync-fw4k "$L $PEERS_W" --rw=write:60k --bs=4k --iodepth=1 --fsync=1 --offset=@S@ --size=$((SL / 2 * M))
+SLICE="$EM 5" row fsync-fw4k "$L $PEERS_W" --rw=write:60k --bs=4k --iodepth=1 --fsync=1 --offset=@S@ --size=$((SL * M / 2))
 }
 
 # depth rows: cowchain tops of each depth (data in the root); qcow2 chains
@@ -282,6 +291,7 @@ for d in $DEPTHS_R; do
 	p="cowchain=/dev/mapper/b-cc$d"
 	if [ $NBD_OK = 1 ] && [ "$d" != 2 ] && { [ "$QUICK" != 1 ] || [ "$d" -le 8 ]; }; then qchain "q$d" "$d" off && p="$p qcow2=${QDEV[q$d]}"; fi
 	[ "$d" = 2 ] && [ $NBD_OK = 1 ] && p="$p qcow2=${QDEV[q2]}"
+	# shellcheck disable=SC2046 # $(T): fio options, split on purpose
 	row "rr4k-depth$d" "$L $p" --rw=randread --bs=4k --iodepth=1 --offset=$((PD * M)) --size=$((PDLEN * M)) $(T)
 done
 for d in $DEPTHS_W; do
@@ -309,12 +319,15 @@ fi
 # 70/30 mix over a 4-layer chain (a 16 MiB slice of parent data per rep)
 p="cowchain=/dev/mapper/b-cc4"
 case " $PEERS_W " in *" thin="*) p="$p thin=/dev/mapper/b-thin" ;; esac
+# shellcheck disable=SC2046 # $(T): fio options, split on purpose
 SLICE="$PD 10" row mix7030-depth4 "$L $p" --rw=randrw --rwmixread=70 --bs=4k --iodepth=16 \
 	--offset=@S@ --size=$((SL * M)) $(T)
+fi
 
 # ------------------------------------------------------------------ loop devices on files
 # (tmpfs files, the loop driver's default buffered mode): cowchain depth 2
 # on two loop devices vs dm-linear over a loop device on a same-size file
+if want loop; then
 log "loop"
 LV=256
 mkdir -p "$W/loop"
@@ -335,10 +348,13 @@ row loop-ow4k        "$LL $LP" --rw=randwrite --bs=4k --iodepth=1 --offset=$((12
 SLICE="0 0" row loop-cu4k "$LL $LP" --rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
 SLICE="160 0" row loop-fw4k "$LL $LP" --rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
 }
+fi
 
 # ------------------------------------------------------------------ ext4 on top
+if want ext4; then
 log "ext4"
-mkdir -p /mnt/e-lin /mnt/e-cc
+modprobe ext4 || die "cannot load ext4"
+mkdir -p "$W/e-lin" "$W/e-cc"	# the 9p root is read-only
 # a fresh depth-2 chain: a new top over the root (t2's files are in use;
 # make a sibling of t2 under the root instead)
 ram; ed=$R; zerofill "$ed" 160; python3 "$here/sparse-copy.py" "$IMG/e.cow" "$ed"
@@ -346,11 +362,11 @@ dmc b-ecc "0 $((V * 2048)) cowchain $ed 1 ${LDEV[$IMG/root.cow]} -"
 dmsetup remove b-lcc b-llin 2>/dev/null
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 /dev/mapper/b-ecc || die "mkfs cc"
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$lin" || die "mkfs lin"
-mount /dev/mapper/b-ecc /mnt/e-cc && mount "$lin" /mnt/e-lin || die "mount"
-for m in /mnt/e-lin /mnt/e-cc; do
+{ mount /dev/mapper/b-ecc "$W/e-cc" && mount "$lin" "$W/e-lin"; } || die "mount"
+for m in "$W/e-lin" "$W/e-cc"; do
 	fio --name=lay --filename=$m/f --rw=write --bs=1M --size=64M --direct=1 --output=/dev/null --eta=never
 done
-EL="linear=/mnt/e-lin/f"; EC="cowchain=/mnt/e-cc/f"
+EL="linear=$W/e-lin/f"; EC="cowchain=$W/e-cc/f"
 # shellcheck disable=SC2046
 {
 row ext4-randrw4k "$EL $EC" --rw=randrw --rwmixread=70 --bs=4k --iodepth=16 --size=64M $(T)
@@ -361,7 +377,7 @@ row ext4-fsync4k  "$EL $EC" --rw=randwrite --bs=4k --iodepth=1 --fsync=1 --size=
 tar -C / -cf "$W/inc.tar" usr/include 2>/dev/null
 extra untar_bytes "$(stat -c %s "$W/inc.tar")"
 for ((rep = 1; rep <= REPS; rep++)); do
-	for pm in linear=/mnt/e-lin cowchain=/mnt/e-cc; do
+	for pm in "linear=$W/e-lin" "cowchain=$W/e-cc"; do
 		p=${pm%%=*}; m=${pm#*=}
 		rm -rf "$m/u"; mkdir "$m/u"; sync
 		s=$(date +%s.%N)
@@ -371,7 +387,8 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		printf '%s\t%s\t%s\t%s\tNA\t\n' ext4-untar "$p" "$rep" "$(awk -v s="$s" -v e="$e" 'BEGIN {print 1 / (e - s)}')" >> "$OUT/cells.tsv"
 	done
 done
-umount /mnt/e-cc /mnt/e-lin
+umount "$W/e-cc" "$W/e-lin"
+fi
 
 # ------------------------------------------------------------------ teardown of the rows' devices
 for n in "${!QDEV[@]}"; do qemu-nbd -d "${QDEV[$n]}" >/dev/null 2>&1; done
@@ -382,6 +399,7 @@ free -m | sed 's/^/bench: /'
 # ------------------------------------------------------------------ activation and memory
 # depth 16; each layer has 10% of its clusters allocated (one 4 KiB
 # sub-block written into each, so the layer files stay small).
+if want act; then
 AV=${BENCH_ACT_GIB:-4}
 [ "$QUICK" = 1 ] && AV=1
 log "activation: depth 16, ${AV} GiB virtual, 10% per layer"
@@ -390,7 +408,7 @@ rm -rf "$W/loop"
 mkdir -p "$W/act"; cd "$W/act" || die cd
 ncl=$(( AV * 16384 ))          # 64 KiB clusters
 per=$(( ncl / 10 ))
-"$CC" create l1.cow --size ${AV}G >/dev/null || die "create act"
+"$CC" create l1.cow --size "${AV}G" >/dev/null || die "create act"
 dev=$("$CC" attach act l1.cow) || die "attach act"
 for ((i = 1; i <= 16; i++)); do
 	off=$(( (i - 1) * ncl / 16 ))
@@ -410,10 +428,13 @@ extra act_status "$(dmsetup status act)"
 "$CC" detach act >/dev/null || die "detach act"
 extra act_files_kib "$(du -sk . | cut -f1)"
 extra act_clusters_per_layer "$per"
-# devices for the chain: loop, then measure create/remove
-"$CC" attach act l16.cow >/dev/null || die "attach act 2"
-tbl=$(dmsetup table act)
-dmsetup remove act
+# devices for the chain: loop devices of our own (attach's are autoclear:
+# they go away with the dm device), then measure create/remove
+losetup -f --direct-io=on l16.cow || die "losetup l16"
+for ((i = 1; i < 16; i++)); do
+	losetup -f --direct-io=on --read-only "l$i.cow" || die "losetup l$i"
+done
+tbl=$("$CC" table l16.cow) || die "table act"
 mi() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
 for ((rep = 1; rep <= REPS; rep++)); do
 	sync; echo 3 > /proc/sys/vm/drop_caches; sleep 1
@@ -434,12 +455,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
 done
 dmsetup create act --table "$tbl" && { extra act_status2 "$(dmsetup status act)"; dmsetup remove act; }
 for l in $(losetup -n -O NAME); do losetup -d "$l"; done
+fi
 
 # ------------------------------------------------------------------ merge
-if "$CC" --help 2>&1 | grep -q '^ *merge '; then
-	note "merge: 'cowchain merge' exists but the bench row is not written yet"
-else
-	note "merge: the tool has no 'merge' command yet: no merge row"
-fi
+# (no guest row: an offline merge is a copy between files, measured on
+# the host against dd; docs/BENCHMARKS.md)
 rmmod dm-cowchain 2>/dev/null
 log "done"

@@ -46,6 +46,7 @@ block)
 ext4|xfs)
 	m=$CP_WORK.mnt; mkdir -p "$m"
 	k=0; [ -z "$mark" ] || k=${mark#f}
+	# shellcheck disable=SC2012 # the names are f<number>, ours
 	[ "$mark" != dm-log-writes-end ] || k=$(ls "$CP_SNAP" | sed -n 's/^f//p' | sort -n | tail -n 1)
 	if mount -t "$CP_MODE" "$dev" "$m" 2>"$CP_WORK.v"; then
 		if [ -f "$CP_SNAP/f$k" ]; then

@@ -57,6 +57,7 @@ images_run() {
 			refused=$((refused + 1))
 			msg=$(dmesg | tail -n 3 | grep -o 'cowchain: .*' | tail -n 1 || true)
 			[ -n "$msg" ] || { log "image $i ($victim: $what): refused without a cowchain error"; disagree=$((disagree + 1)); }
+			# shellcheck disable=SC2001 # a regex: no expansion does {2,}
 			echo "${msg:-<none>}" | sed 's/[0-9]\{2,\}/N/g' >> "$d/msgs"
 		fi
 		losetup -d "$loopt"; losetup -d "$loopb"

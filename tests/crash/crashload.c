@@ -5,6 +5,7 @@
  *
  *   crashload run --dev DEV --snap DIR [--seed S] [--rounds R] [--ops N]
  *                 [--threads T] [--mark-cmd CMD] [--slot BYTES] [--no-live-check]
+ *                 [--errors-ok]
  *
  * keeps an in-memory model of DEV (read at start) and runs R rounds.  A
  * round runs N operations on T threads at once: aligned writes (first
@@ -19,6 +20,14 @@
  * drops writes on purpose), "CMD rK" (the driver puts a dm-log-writes mark
  * there) and DIR/rK: one 64-bit hash per 512-byte sector of the model.
  * DIR/r0 is the state before the first round.
+ *
+ * --errors-ok (for fault injection that fails I/O, t-rel-nomem): a failed
+ * write, discard, write-zeroes or sync is counted instead of ending the
+ * run.  The sectors of a failed operation may then hold their content
+ * from the round's start or the new one, per sector: the live check at
+ * the round's end accepts either and takes what the device holds into
+ * the model (so DIR/rK is what the device held); any other difference
+ * still fails.  The summary line counts the errors.
  *
  *   crashload verify --dev DEV --snap DIR --mark NAME [--upto M]
  *
@@ -55,9 +64,11 @@ struct op {
 	int sync_after;
 };
 
-static int fd = -1, fd_sync = -1, live_check = 1;
+static int fd = -1, fd_sync = -1, live_check = 1, errors_ok;
 static uint64_t dev_size;
 static unsigned char *model;
+static unsigned char *unsure;	/* per sector: a failed operation wrote it */
+static unsigned long io_errors, round_errors;
 static struct op *ops;
 static int nops, nthreads = 4;
 static unsigned long done[OP_KINDS], unsupported[OP_KINDS], midsyncs;
@@ -128,10 +139,26 @@ static void read_dev(unsigned char *dst)
 	}
 }
 
+/* --errors-ok: count a failed operation on [off, off + len); false without it */
+static int allow_error(uint64_t off, uint64_t len)
+{
+	if (!errors_ok)
+		return 0;
+	pthread_mutex_lock(&count_lock);
+	io_errors++;
+	round_errors++;
+	if (len)
+		memset(unsure + off / SECT, 1, (len + SECT - 1) / SECT);
+	pthread_mutex_unlock(&count_lock);
+	return 1;
+}
+
 static void pwrite_full(int f, const void *p, uint64_t len, uint64_t off)
 {
 	ssize_t r = pwrite(f, p, len, off);
 
+	if (r != (ssize_t)len && allow_error(off, len))
+		return;
 	if (r != (ssize_t)len) {
 		fprintf(stderr, "crashload: write of %" PRIu64 " at %" PRIu64 " failed: %s\n",
 			len, off, r < 0 ? strerror(errno) : "short");
@@ -164,10 +191,13 @@ static void do_op(struct op *o)
 				pthread_mutex_unlock(&count_lock);
 				return;
 			}
+			if (allow_error(o->off, o->len))
+				goto zeroed;
 			fprintf(stderr, "crashload: %s [%" PRIu64 ", +%" PRIu64 ") failed: %s\n",
 				op_name[o->kind], o->off, o->len, strerror(errno));
 			exit(1);
 		}
+zeroed:
 		memset(model + o->off, 0, o->len);
 		break;
 	default:
@@ -177,7 +207,7 @@ static void do_op(struct op *o)
 	done[o->kind]++;
 	pthread_mutex_unlock(&count_lock);
 	if (o->sync_after) {
-		if (fdatasync(fd))
+		if (fdatasync(fd) && !allow_error(0, 0))
 			die("fdatasync");
 		pthread_mutex_lock(&count_lock);
 		midsyncs++;
@@ -289,7 +319,8 @@ static int cmd_run(const char *dir, uint64_t seed, int rounds, int nper, uint64_
 		   const char *mark_cmd)
 {
 	pthread_t th[64];
-	unsigned char *back;
+	unsigned char *back, *prev = NULL;
+	uint64_t sec, kept = 0;
 	char cmd[4096];
 	long t;
 	int r, i;
@@ -298,6 +329,12 @@ static int cmd_run(const char *dir, uint64_t seed, int rounds, int nper, uint64_
 	model = xalloc(dev_size);
 	back = xalloc(dev_size);
 	read_dev(model);
+	if (errors_ok) {
+		prev = xalloc(dev_size);
+		unsure = calloc(dev_size / SECT, 1);
+		if (!unsure)
+			die("memory");
+	}
 	write_snap(dir, 0);
 	if (mark_cmd) {
 		snprintf(cmd, sizeof(cmd), "%s r0", mark_cmd);
@@ -307,14 +344,29 @@ static int cmd_run(const char *dir, uint64_t seed, int rounds, int nper, uint64_
 	ops = calloc(nper, sizeof(*ops));
 	for (r = 1; r <= rounds; r++) {
 		plan_round(nper, slot);
+		if (errors_ok) {
+			memcpy(prev, model, dev_size);
+			memset(unsure, 0, dev_size / SECT);
+			round_errors = 0;
+		}
 		for (t = 0; t < nthreads; t++)
 			pthread_create(&th[t], NULL, worker, (void *)t);
 		for (t = 0; t < nthreads; t++)
 			pthread_join(th[t], NULL);
-		if (fsync(fd))
+		if (fsync(fd) && !allow_error(0, 0))
 			die("fsync");
 		if (live_check)
 			read_dev(back);
+		/* a failed operation's sectors: the old content is fine too */
+		for (sec = 0; live_check && round_errors && sec < dev_size / SECT; sec++) {
+			uint64_t o = sec * SECT;
+
+			if (unsure[sec] && memcmp(back + o, model + o, SECT) &&
+			    !memcmp(back + o, prev + o, SECT)) {
+				memcpy(model + o, back + o, SECT);
+				kept++;
+			}
+		}
 		if (live_check && memcmp(back, model, dev_size)) {
 			for (i = 0; (uint64_t)i < dev_size && back[i] == model[i]; i++)
 				;
@@ -335,6 +387,9 @@ static int cmd_run(const char *dir, uint64_t seed, int rounds, int nper, uint64_
 		       unsupported[i] ? " (some unsupported)" : "");
 	printf(", %lu mid-round syncs; live device equal to the model after every round\n",
 	       midsyncs);
+	if (errors_ok)
+		printf("crashload: %lu operations failed (allowed); %" PRIu64
+		       " sectors of them kept their old content\n", io_errors, kept);
 	return 0;
 }
 
@@ -397,6 +452,7 @@ int main(int argc, char **argv)
 		{ "rounds", 1, 0, 'r' }, { "ops", 1, 0, 'o' }, { "threads", 1, 0, 't' },
 		{ "mark-cmd", 1, 0, 'm' }, { "mark", 1, 0, 'M' }, { "slot", 1, 0, 'l' },
 		{ "upto", 1, 0, 'u' }, { "no-live-check", 0, 0, 'n' },
+		{ "errors-ok", 0, 0, 'e' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *devp = NULL, *dir = NULL, *mark_cmd = NULL, *mark = NULL;
@@ -418,6 +474,7 @@ int main(int argc, char **argv)
 		case 'l': slot = strtoull(optarg, NULL, 0); break;
 		case 'u': upto = atoi(optarg); break;
 		case 'n': live_check = 0; break;
+		case 'e': errors_ok = 1; break;
 		default: goto usage;
 		}
 	}
@@ -441,7 +498,8 @@ int main(int argc, char **argv)
 		return cmd_verify(dir, mark, upto);
 usage:
 	fprintf(stderr, "usage: crashload run --dev DEV --snap DIR [--seed S] [--rounds R]"
-		" [--ops N] [--threads T] [--mark-cmd CMD] [--slot BYTES] [--no-live-check]\n"
+		" [--ops N] [--threads T] [--mark-cmd CMD] [--slot BYTES] [--no-live-check]"
+		" [--errors-ok]\n"
 		"       crashload verify --dev DEV --snap DIR --mark NAME [--upto M]\n");
 	return 3;
 }

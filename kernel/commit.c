@@ -21,12 +21,23 @@
  *     before this commit are discarded on the device, then reusable.
  * When the journal has no room, checkpoint first: write the kept images
  * home, flush, then write the superblock with the new journal head.
+ *
+ * A commit that fails for want of memory (-ENOMEM) can be run again: it
+ * marks its leaves dirty again and keeps the dirty maps and roots, and
+ * every step it took is one a second run repeats or skips (a leaf's home,
+ * the generation, a transaction already written: the journal then holds
+ * the same images twice, which replay applies in order).  The caller
+ * retries it; any other error is a metadata failure.  Commits allocate
+ * under memalloc_noio_save(): reclaim must not wait on I/O to this
+ * device, which waits on the worker.
  */
 #include <linux/blkdev.h>
 #include <linux/mm.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/vmalloc.h>
+#include "fault.h"
 #include "metadata-internal.h"
 
 enum { META_MAP = 0, META_ROOT = 1 };
@@ -64,11 +75,12 @@ struct cowchain_tent *__cowchain_md_get_entry(struct cowchain_md *md, u64 vc, gf
 
 	if (t)
 		return t;
-	t = kmem_cache_zalloc(cowchain_tent_cache, gfp | __GFP_NOWARN);
+	t = COWCHAIN_ALLOC(kmem_cache_zalloc(cowchain_tent_cache, gfp | __GFP_NOWARN));
 	if (!t)
 		return ERR_PTR(-ENOMEM);
 	atomic_set(&t->inflight, 0);
-	r = xa_insert_irq(&md->entries, vc, t, gfp | __GFP_NOWARN);
+	r = cowchain_fail_alloc() ? -ENOMEM :
+		xa_insert_irq(&md->entries, vc, t, gfp | __GFP_NOWARN);
 	if (r) {
 		kmem_cache_free(cowchain_tent_cache, t);
 		if (r != -EBUSY)
@@ -109,13 +121,13 @@ int cowchain_md_reserve_free(struct cowchain_md *md, u64 extra)
 
 	if (need_p > md->cap_pending) {
 		need_p = max(need_p, 2 * md->cap_pending);
-		np = kvmalloc_array(need_p, sizeof(u64), GFP_NOIO);
+		np = COWCHAIN_ALLOC(kvmalloc_array(need_p, sizeof(u64), GFP_NOIO));
 		if (!np)
 			return -ENOMEM;
 	}
 	if (need_r > md->cap_recycled) {
 		need_r = max(need_r, 2 * md->cap_recycled);
-		nr = kvmalloc_array(need_r, sizeof(u64), GFP_NOIO);
+		nr = COWCHAIN_ALLOC(kvmalloc_array(need_r, sizeof(u64), GFP_NOIO));
 		if (!nr) {
 			kvfree(np);
 			return -ENOMEM;
@@ -286,47 +298,59 @@ static bool leaf_empty(struct cowchain_md *md, u64 l)
 	return true;
 }
 
-/* Give leaf l a home, creating its map block if needed. */
+static int mark_meta_dirty(struct cowchain_md *md, u64 home, u64 val)
+{
+	if (cowchain_fail_alloc())
+		return -ENOMEM;
+	return xa_err(xa_store(&md->dirty_meta, home, xa_mk_value(val), GFP_NOIO));
+}
+
+/*
+ * Give leaf l a home, creating its map block if needed.  Each block is
+ * marked dirty in its parent before it gets its home, so that a failure
+ * at any point leaves either nothing or a dirty parent (written again,
+ * harmless), never a home that no dirty parent will write: a second call
+ * finishes the job.
+ */
 static int ensure_leaf_home(struct cowchain_md *md, u64 l, u64 *home)
 {
-	u64 m = l >> COWCHAIN_PTR_SHIFT;
+	u64 m = l >> COWCHAIN_PTR_SHIFT, r_idx = m >> COWCHAIN_PTR_SHIFT;
+	u32 slot = l & (COWCHAIN_PTR_ENTRIES - 1);
 	struct cowchain_mblk *mb = xa_load(&md->maps, m);
 	int r;
 
 	if (!mb) {
-		u64 r_idx = m >> COWCHAIN_PTR_SHIFT;
-
-		mb = kzalloc(sizeof(*mb), GFP_NOIO);
+		mb = COWCHAIN_ALLOC(kzalloc(sizeof(*mb), GFP_NOIO));
 		if (!mb)
 			return -ENOMEM;
-		mb->home = alloc_meta_block(md);
-		if (!mb->home) {
-			kfree(mb);
-			return -ENOSPC;
-		}
-		r = xa_insert(&md->maps, m, mb, GFP_NOIO);
+		r = cowchain_fail_alloc() ? -ENOMEM : xa_insert(&md->maps, m, mb, GFP_NOIO);
 		if (r) {
 			kfree(mb);
 			return r;
 		}
-		md->roots[m] = mb->home;
-		r = xa_err(xa_store(&md->dirty_meta, md->layers[0].sb.root_start + r_idx,
-				    xa_mk_value(r_idx << 1 | META_ROOT), GFP_NOIO));
+	}
+	if (!mb->home) {	/* new, or an earlier call failed here */
+		r = mark_meta_dirty(md, md->layers[0].sb.root_start + r_idx,
+				    r_idx << 1 | META_ROOT);
 		if (r)
 			return r;
+		mb->home = alloc_meta_block(md);
+		if (!mb->home)
+			return -ENOSPC;
+		md->roots[m] = mb->home;
 	}
-	if (!mb->ptr[l & (COWCHAIN_PTR_ENTRIES - 1)]) {
-		u64 b = alloc_meta_block(md);
+	if (!mb->ptr[slot]) {
+		u64 b;
 
+		r = mark_meta_dirty(md, mb->home, m << 1 | META_MAP);
+		if (r)
+			return r;
+		b = alloc_meta_block(md);
 		if (!b)
 			return -ENOSPC;
-		mb->ptr[l & (COWCHAIN_PTR_ENTRIES - 1)] = b;
-		r = xa_err(xa_store(&md->dirty_meta, mb->home,
-				    xa_mk_value(m << 1 | META_MAP), GFP_NOIO));
-		if (r)
-			return r;
+		mb->ptr[slot] = b;
 	}
-	*home = mb->ptr[l & (COWCHAIN_PTR_ENTRIES - 1)];
+	*home = mb->ptr[slot];
 	return 0;
 }
 
@@ -363,12 +387,18 @@ static int __checkpoint(struct cowchain_md *md)
 	return 0;
 }
 
-/* Write one transaction of n images (already packed after the descriptor). */
-static int write_txn(struct cowchain_md *md, void *buf, u64 *homes, void **images, u32 n)
+/*
+ * Write one transaction of n images (already packed after the descriptor).
+ * The copies kept for the checkpoint, and their slots in top->images, are
+ * allocated before the write: once the transaction is on disk, keeping
+ * its images cannot fail.  copies: room for n pointers.
+ */
+static int write_txn(struct cowchain_md *md, void *buf, u64 *homes, void **images,
+		     void **copies, u32 n)
 {
 	struct cowchain_layer *top = &md->layers[0];
 	s64 pos;
-	u32 i;
+	u32 i, k;
 	int r;
 
 	pos = cowchain_journal_place(&top->sb, md->j_head, md->j_tail, md->j_empty, n);
@@ -381,21 +411,44 @@ static int write_txn(struct cowchain_md *md, void *buf, u64 *homes, void **image
 	}
 	if (pos < 0)
 		return (int)pos;
+	for (k = 0; k < n; k++) {
+		copies[k] = COWCHAIN_ALLOC(kmalloc(COWCHAIN_BLOCK_SIZE, GFP_NOIO));
+		r = !copies[k] || cowchain_fail_alloc() ? -ENOMEM :
+			xa_reserve(&top->images, homes[k], GFP_NOIO);
+		if (r) {
+			kfree(copies[k]);
+			goto unwind;
+		}
+	}
 	cowchain_jdesc_build(buf, &top->sb, pos, md->j_seq, homes, images, n);
 	/* data before metadata: the flush covers every completed data write */
 	r = cowchain_md_block_io(md, top->dev, top->sb.journal_start + pos, 1 + n, buf,
 		  REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA | REQ_SYNC);
 	if (r)
-		return r;
+		goto unwind;
 	for (i = 0; i < n; i++) {
-		r = cowchain_store_image(&top->images, homes[i], images[i], GFP_NOIO);
-		if (r)
-			return r;
+		/* the slot exists (reserved or holding an older image): no allocation */
+		void *old;
+
+		memcpy(copies[i], images[i], COWCHAIN_BLOCK_SIZE);
+		old = xa_store(&top->images, homes[i], copies[i], GFP_NOWAIT);
+		if (xa_is_err(old)) {	/* not expected; the transaction stays unkept */
+			for (; i < n; i++)
+				kfree(copies[i]);
+			return -EIO;
+		}
+		kfree(old);
 	}
 	md->j_tail = pos + 1 + n;
 	md->j_seq++;
 	md->j_empty = false;
 	return 0;
+unwind:
+	for (i = 0; i < k; i++) {
+		xa_release(&top->images, homes[i]);
+		kfree(copies[i]);
+	}
+	return r;
 }
 
 /*
@@ -429,12 +482,27 @@ static void discard_freed(struct cowchain_md *md)
 	}
 }
 
+/* A commit that failed: every entry of its leaves is dirty again. */
+static void remark_leaves(struct cowchain_md *md, const struct u64vec *leaves)
+{
+	struct cowchain_tent *t;
+	unsigned long vc;
+	u64 i;
+
+	for (i = 0; i < leaves->n; i++) {
+		u64 first = leaves->v[i] << COWCHAIN_LEAF_SHIFT;
+
+		xa_for_each_range(&md->entries, vc, t, first, first + COWCHAIN_LEAF_ENTRIES - 1)
+			cowchain_md_mark_dirty(md, vc);
+	}
+}
+
 static int __commit(struct cowchain_md *md)
 {
 	struct cowchain_layer *top = &md->layers[0];
 	u32 maxn = min_t(u64, COWCHAIN_JDESC_MAX_ENTRIES, top->sb.journal_blocks - 1);
 	struct u64vec leaves = { }, homes = { }, kinds = { };
-	void *buf = NULL, **images = NULL;
+	void *buf = NULL, **images = NULL, **copies = NULL;
 	struct cowchain_tent *t;
 	unsigned long vc, h;
 	void *v;
@@ -444,18 +512,18 @@ static int __commit(struct cowchain_md *md)
 	lockdep_assert_held(&md->commit_lock);
 	if (!md->writable)
 		return 0;
-	/* 1. dirty leaves */
+	/* 1. dirty leaves (a leaf is listed before its entries lose the mark) */
 	xa_for_each_marked(&md->entries, vc, t, COWCHAIN_DIRTY) {
 		u64 l = vc >> COWCHAIN_LEAF_SHIFT;
 
+		if (!leaves.n || leaves.v[leaves.n - 1] != l) {
+			r = cowchain_vec_push(&leaves, l);
+			if (r)
+				goto out;
+		}
 		xa_lock_irq(&md->entries);
 		__xa_clear_mark(&md->entries, vc, COWCHAIN_DIRTY);
 		xa_unlock_irq(&md->entries);
-		if (leaves.n && leaves.v[leaves.n - 1] == l)
-			continue;
-		r = cowchain_vec_push(&leaves, l);
-		if (r)
-			goto out;
 	}
 	/* 2. homes */
 	for (i = 0; i < leaves.n; i++) {
@@ -479,9 +547,16 @@ static int __commit(struct cowchain_md *md)
 		if (r)
 			goto out;
 	}
-	xa_destroy(&md->dirty_meta);
 	if (!homes.n)
 		goto freed;
+
+	buf = COWCHAIN_ALLOC(vmalloc((1 + maxn) * COWCHAIN_BLOCK_SIZE));
+	images = COWCHAIN_ALLOC(kmalloc_array(maxn, sizeof(*images), GFP_NOIO));
+	copies = COWCHAIN_ALLOC(kmalloc_array(maxn, sizeof(*copies), GFP_NOIO));
+	if (!buf || !images || !copies) {
+		r = -ENOMEM;
+		goto out;
+	}
 
 	/* 3. the generation, once per activation, before the first change */
 	if (!md->gen_bumped) {
@@ -493,12 +568,6 @@ static int __commit(struct cowchain_md *md)
 	}
 
 	/* 4. transactions */
-	buf = vmalloc((1 + maxn) * COWCHAIN_BLOCK_SIZE);
-	images = kmalloc_array(maxn, sizeof(*images), GFP_NOIO);
-	if (!buf || !images) {
-		r = -ENOMEM;
-		goto out;
-	}
 	for (done = 0; done < homes.n; ) {
 		u32 n = min_t(u64, maxn, homes.n - done), k;
 
@@ -517,12 +586,13 @@ static int __commit(struct cowchain_md *md)
 					  home, ((struct cowchain_mblk *)
 						 xa_load(&md->maps, idx))->ptr, img);
 		}
-		r = write_txn(md, buf, &homes.v[done], images, n);
+		r = write_txn(md, buf, &homes.v[done], images, copies, n);
 		if (r)
 			goto out;
 		done += n;
 	}
 	md->commits++;
+	xa_destroy(&md->dirty_meta);
 freed:
 	/* 5. clusters freed before this commit are free on disk now */
 	discard_freed(md);
@@ -533,8 +603,11 @@ freed:
 	}
 	spin_unlock(&md->alloc_lock);
 out:
+	if (r)
+		remark_leaves(md, &leaves);
 	vfree(buf);
 	kfree(images);
+	kfree(copies);
 	kvfree(leaves.v);
 	kvfree(homes.v);
 	kvfree(kinds.v);
@@ -543,22 +616,28 @@ out:
 
 int cowchain_md_commit(struct cowchain_md *md)
 {
+	unsigned int noio;
 	int r;
 
 	mutex_lock(&md->commit_lock);
+	noio = memalloc_noio_save();
 	r = __commit(md);
+	memalloc_noio_restore(noio);
 	mutex_unlock(&md->commit_lock);
 	return r;
 }
 
 int cowchain_md_checkpoint(struct cowchain_md *md)
 {
+	unsigned int noio;
 	int r;
 
 	mutex_lock(&md->commit_lock);
+	noio = memalloc_noio_save();
 	r = __commit(md);
 	if (!r && md->writable && !md->j_empty)
 		r = __checkpoint(md);
+	memalloc_noio_restore(noio);
 	mutex_unlock(&md->commit_lock);
 	return r;
 }

@@ -19,7 +19,8 @@
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/string.h>
-#define ix_alloc(n, size)	kvmalloc_array(n, size, GFP_KERNEL | __GFP_ZERO)
+#include "fault.h"
+#define ix_alloc(n, size)	COWCHAIN_ALLOC(kvmalloc_array(n, size, GFP_KERNEL | __GFP_ZERO))
 #define ix_free(p)		kvfree(p)
 #define ix_sort(base, n, size, cmp)	sort(base, n, size, cmp, NULL)
 #else

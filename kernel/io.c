@@ -151,11 +151,21 @@ static int map_read(struct cowchain_c *cc, struct bio *bio)
  * Write path (map, and the worker's retries)
  *--------------------------------------------------------------*/
 
-enum { W_REMAPPED, W_DEFER, W_DONE };
+/*
+ * W_COPY_UP: the bio covers part of one sub-block the top does not hold.
+ * W_NOMEM: no memory for the cluster's entry; W_BUSY: the worker owns the
+ * cluster.  Both: try again from the worker.
+ */
+enum { W_REMAPPED, W_COPY_UP, W_NOMEM, W_BUSY, W_DONE };
 
 /*
  * Map a write.  In map() (worker == false) the bio is first cut to a piece
- * that one decision covers; the worker only gets pieces cut that way.
+ * that one decision covers; the worker only gets pieces cut that way:
+ * part of one sub-block, or whole sub-blocks.  It cannot cut them again,
+ * and what it sees may have changed since map() (a racing write made some
+ * of the sub-blocks present): a bio of whole sub-blocks that the present
+ * run does not cover is then written as a first write of all of them, so
+ * every sub-block it writes gets its present bit.
  */
 static int map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
 {
@@ -175,24 +185,30 @@ static int map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
 		return W_DONE;
 	}
 	read_entry(md, vc, &phys, &present, &zero);
+	nfull = (in & (sbsize - 1)) ? 0 : (u32)((end - in) >> md->subblock_shift);
 	if (present & (1ull << sb)) {
 		run = cowchain_run_of(present, sb, md->subblocks);
-		if (!worker && end > ((u64)sb + run) << md->subblock_shift)
-			dm_accept_partial_bio(bio, ((((u64)sb + run) << md->subblock_shift) - in)
-					      >> SECTOR_SHIFT);
-		remap_to(bio, md->layers[0].dev, cowchain_phys_sector(md, phys, in));
-		return W_REMAPPED;
-	}
-	/* part of a sub-block the top does not hold: copy-up in the worker */
-	nfull = (in & (sbsize - 1)) ? 0 : (u32)((end - in) >> md->subblock_shift);
-	if (!nfull) {
+		if (end <= ((u64)sb + run) << md->subblock_shift || !worker) {
+			if (end > ((u64)sb + run) << md->subblock_shift)
+				dm_accept_partial_bio(bio, ((((u64)sb + run) << md->subblock_shift)
+							    - in) >> SECTOR_SHIFT);
+			remap_to(bio, md->layers[0].dev, cowchain_phys_sector(md, phys, in));
+			return W_REMAPPED;
+		}
+		/* worker, whole sub-blocks, not all present: a first write */
+	} else if (!nfull) {
+		/* part of a sub-block the top does not hold: copy-up in the worker */
 		if (!worker && end > ((u64)sb + 1) * sbsize)
 			dm_accept_partial_bio(bio, ((((u64)sb + 1) * sbsize) - in) >> SECTOR_SHIFT);
-		return W_DEFER;
+		return W_COPY_UP;
 	}
-	run = min(cowchain_run_of(~present, sb, md->subblocks), nfull);
-	if (!worker && end > ((u64)sb + run) * sbsize)
-		dm_accept_partial_bio(bio, ((((u64)sb + run) * sbsize) - in) >> SECTOR_SHIFT);
+	if (worker) {
+		run = nfull;
+	} else {
+		run = min(cowchain_run_of(~present, sb, md->subblocks), nfull);
+		if (end > ((u64)sb + run) * sbsize)
+			dm_accept_partial_bio(bio, ((((u64)sb + run) * sbsize) - in) >> SECTOR_SHIFT);
+	}
 
 	/* first write of whole sub-blocks */
 	t = __cowchain_md_get_cluster(md, vc, worker ? GFP_NOIO : GFP_NOWAIT);
@@ -202,12 +218,12 @@ static int map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
 			end_with(bio, BLK_STS_NOSPC);
 			return W_DONE;
 		}
-		return W_DEFER;
+		return W_NOMEM;
 	}
 	spin_lock(&md->alloc_lock);
 	if (t->busy) {
 		spin_unlock(&md->alloc_lock);
-		return W_DEFER;
+		return W_BUSY;
 	}
 	atomic_inc(&t->inflight);
 	phys = t->phys;
@@ -232,10 +248,17 @@ int cowchain_map(struct dm_target *ti, struct bio *bio)
 
 	pb->t = NULL;
 	pb->commit_before_end = false;
+	pb->nomem = false;
 	if (READ_ONCE(cc->mode) == CM_FAIL)
 		return DM_MAPIO_KILL;
 
 	if (bio->bi_opf & REQ_PREFLUSH) {
+		/*
+		 * After a metadata failure nothing can be made durable: a
+		 * write acknowledged since the last commit may not be on disk.
+		 */
+		if (!cc->read_only && READ_ONCE(cc->mode) >= CM_READ_ONLY)
+			return DM_MAPIO_KILL;
 		/* a flush with nothing to commit goes straight to the top */
 		if (cc->read_only || !cowchain_md_dirty(&cc->md)) {
 			bio_set_dev(bio, cc->md.layers[0].dev->bdev);
@@ -254,7 +277,9 @@ int cowchain_map(struct dm_target *ti, struct bio *bio)
 		switch (map_write(cc, bio, false)) {
 		case W_REMAPPED:
 			return DM_MAPIO_REMAPPED;
-		case W_DEFER:
+		case W_COPY_UP:
+		case W_NOMEM:
+		case W_BUSY:
 			defer_bio(cc, bio, &cc->deferred);
 			return DM_MAPIO_SUBMITTED;
 		default:
@@ -489,6 +514,27 @@ static int process_zeroes(struct cowchain_c *cc, struct bio *bio)
 	return 0;
 }
 
+/*
+ * The worker found no memory for bio: true to retry it later, or, after
+ * NOMEM_TIMEOUT, fail it and return false.
+ */
+static bool retry_nomem(struct cowchain_c *cc, struct bio *bio)
+{
+	struct per_bio *pb = pb_of(bio);
+
+	if (!pb->nomem) {
+		pb->nomem = true;
+		pb->nomem_since = jiffies;
+		return true;
+	}
+	if (time_before(jiffies, pb->nomem_since + NOMEM_TIMEOUT))
+		return true;
+	DMERR_LIMIT("%s: out of memory for %u s: failing a write", cc->name,
+		    NOMEM_TIMEOUT / HZ);
+	end_with(bio, BLK_STS_IOERR);
+	return false;
+}
+
 /* Returns true if the bio must be retried later. */
 static bool process_deferred(struct cowchain_c *cc, struct bio *bio,
 			     struct bio_list *after_commit)
@@ -509,6 +555,10 @@ static bool process_deferred(struct cowchain_c *cc, struct bio *bio,
 			return false;
 		case W_DONE:
 			return false;
+		case W_BUSY:
+			return true;
+		case W_NOMEM:
+			return retry_nomem(cc, bio);
 		default:
 			break;
 		}
@@ -523,8 +573,10 @@ static bool process_deferred(struct cowchain_c *cc, struct bio *bio,
 				    bio->bi_iter.bi_size, bio);
 		}
 	}
-	if (r == -EAGAIN || r == -ENOMEM)
+	if (r == -EAGAIN)
 		return true;
+	if (r == -ENOMEM)
+		return retry_nomem(cc, bio);
 	if (r == -ENOSPC) {
 		cowchain_set_mode(cc, CM_OUT_OF_SPACE);
 		end_with(bio, BLK_STS_NOSPC);
@@ -539,12 +591,29 @@ static bool process_deferred(struct cowchain_c *cc, struct bio *bio,
 	return false;
 }
 
+/*
+ * A commit found no memory.  The first time, note when; true once that
+ * was NOMEM_TIMEOUT ago (and start over).
+ */
+static bool commit_nomem_expired(struct cowchain_c *cc)
+{
+	if (!cc->commit_nomem) {
+		cc->commit_nomem = true;
+		cc->commit_nomem_since = jiffies;
+		return false;
+	}
+	if (time_before(jiffies, cc->commit_nomem_since + NOMEM_TIMEOUT))
+		return false;
+	cc->commit_nomem = false;
+	return true;
+}
+
 void cowchain_worker(struct work_struct *ws)
 {
 	struct cowchain_c *cc = container_of(ws, struct cowchain_c, worker);
 	struct cowchain_md *md = &cc->md;
 	struct bio_list deferred, flushes, committed, retry, after = BIO_EMPTY_LIST;
-	bool want_commit, want_checkpoint;
+	bool want_commit, want_checkpoint, again = false;
 	struct bio *bio;
 	int r = 0;
 
@@ -573,10 +642,37 @@ void cowchain_worker(struct work_struct *ws)
 	if (!bio_list_empty(&flushes) || !bio_list_empty(&committed) ||
 	    !bio_list_empty(&after) || want_commit ||
 	    (cowchain_md_dirty(md) && time_after_eq(jiffies, cc->last_commit + COMMIT_PERIOD))) {
-		if (!cc->read_only && READ_ONCE(cc->mode) < CM_READ_ONLY) {
+		if (cc->read_only) {
+			r = 0;
+		} else if (READ_ONCE(cc->mode) >= CM_READ_ONLY) {
+			r = -EIO;	/* the metadata failed: nothing is durable */
+		} else {
 			r = cowchain_md_commit(md);
-			if (r)
+			if (r == -ENOMEM && !commit_nomem_expired(cc)) {
+				/* nothing lost (commit.c): they wait for the next try */
+				spin_lock_irq(&cc->lock);
+				bio_list_merge(&flushes, &cc->flushes);
+				cc->flushes = flushes;
+				bio_list_merge(&committed, &after);
+				bio_list_merge(&committed, &cc->committed);
+				cc->committed = committed;
+				cc->commit_requested |= want_commit;
+				spin_unlock_irq(&cc->lock);
+				bio_list_init(&flushes);
+				bio_list_init(&committed);
+				bio_list_init(&after);
+				again = true;
+				r = 0;
+			} else if (r == -ENOMEM) {
+				/* they fail; the metadata stays dirty for the next commit */
+				DMERR_LIMIT("%s: commit: out of memory for %u s: failing flushes",
+					    cc->name, NOMEM_TIMEOUT / HZ);
+				again = true;
+			} else if (r) {
 				cowchain_metadata_failed(cc, "commit", r);
+			} else {
+				cc->commit_nomem = false;
+			}
 		}
 		cc->last_commit = jiffies;
 		if (READ_ONCE(cc->mode) == CM_OUT_OF_SPACE && md->free_clusters > md->reserve)
@@ -587,7 +683,8 @@ void cowchain_worker(struct work_struct *ws)
 
 		if (!cc->read_only && READ_ONCE(cc->mode) < CM_READ_ONLY) {
 			c = cowchain_md_checkpoint(md);
-			if (c)
+			/* out of memory: the message fails, the device goes on */
+			if (c && c != -ENOMEM)
 				cowchain_metadata_failed(cc, "checkpoint", c);
 		}
 		cc->checkpoint_result = c;
@@ -605,12 +702,12 @@ void cowchain_worker(struct work_struct *ws)
 	while ((bio = bio_list_pop(&after)))
 		end_with(bio, r ? BLK_STS_IOERR : BLK_STS_OK);
 
-	if (!bio_list_empty(&retry)) {
+	if (!bio_list_empty(&retry) || (again && !READ_ONCE(cc->suspended))) {
 		spin_lock_irq(&cc->lock);
 		bio_list_merge(&retry, &cc->deferred);
 		cc->deferred = retry;
 		spin_unlock_irq(&cc->lock);
-		queue_delayed_work(cc->wq, &cc->waker, 1);
+		mod_delayed_work(cc->wq, &cc->waker, 1);
 	} else if (cowchain_md_dirty(md) && !READ_ONCE(cc->suspended)) {
 		queue_delayed_work(cc->wq, &cc->waker, COMMIT_PERIOD);
 	}

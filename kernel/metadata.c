@@ -29,6 +29,7 @@
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/vmalloc.h>
+#include "fault.h"
 #include "metadata-internal.h"
 
 /* The top's entries: 40 bytes each, not kmalloc's 64. */
@@ -65,7 +66,7 @@ int cowchain_vec_push(struct u64vec *a, u64 x)
 {
 	if (a->n == a->cap) {
 		u64 cap = a->cap ? a->cap * 2 : 256;
-		u64 *v = kvmalloc_array(cap, sizeof(u64), GFP_KERNEL);
+		u64 *v = COWCHAIN_ALLOC(kvmalloc_array(cap, sizeof(u64), GFP_KERNEL));
 
 		if (!v)
 			return -ENOMEM;
@@ -90,7 +91,8 @@ int cowchain_ient_push(struct ientvec *a, const struct cowchain_ientry *e)
 {
 	if (a->n == a->cap) {
 		u64 cap = a->cap ? a->cap * 2 : 256;
-		struct cowchain_ientry *v = kvmalloc_array(cap, sizeof(*v), GFP_KERNEL);
+		struct cowchain_ientry *v =
+			COWCHAIN_ALLOC(kvmalloc_array(cap, sizeof(*v), GFP_KERNEL));
 
 		if (!v)
 			return -ENOMEM;
@@ -115,8 +117,8 @@ static int read_sb(struct cowchain_md *md, struct cowchain_layer *l,
 	struct cowchain_err err[2];
 	int r[2], i;
 
-	s[0] = kmalloc(sizeof(*s[0]), GFP_KERNEL);
-	s[1] = kmalloc(sizeof(*s[1]), GFP_KERNEL);
+	s[0] = COWCHAIN_ALLOC(kmalloc(sizeof(*s[0]), GFP_KERNEL));
+	s[1] = COWCHAIN_ALLOC(kmalloc(sizeof(*s[1]), GFP_KERNEL));
 	if (!s[0] || !s[1]) {
 		kfree(s[0]);
 		kfree(s[1]);
@@ -167,11 +169,11 @@ static int replay_read(void *ctx, u64 blocknr, void *buf)
 
 int cowchain_store_image(struct xarray *xa, u64 home, const void *image, gfp_t gfp)
 {
-	void *copy = kmemdup(image, COWCHAIN_BLOCK_SIZE, gfp), *old;
+	void *copy = COWCHAIN_ALLOC(kmemdup(image, COWCHAIN_BLOCK_SIZE, gfp)), *old;
 
 	if (!copy)
 		return -ENOMEM;
-	old = xa_store(xa, home, copy, gfp);
+	old = cowchain_fail_alloc() ? XA_ERROR(-ENOMEM) : xa_store(xa, home, copy, gfp);
 	if (xa_is_err(old)) {
 		kfree(copy);
 		return xa_err(old);
@@ -207,7 +209,7 @@ static int replay_layer(struct cowchain_md *md, struct cowchain_layer *l,
 		.ctx = &c, .read_block = replay_read, .apply = replay_apply,
 	};
 	struct cowchain_err err = { .msg = "" };
-	void *scratch = kmalloc(2 * COWCHAIN_BLOCK_SIZE, GFP_KERNEL);
+	void *scratch = COWCHAIN_ALLOC(kmalloc(2 * COWCHAIN_BLOCK_SIZE, GFP_KERNEL));
 	int r;
 
 	if (!scratch) {
@@ -246,7 +248,7 @@ static int cmp_ptr(const void *a, const void *b)
  */
 static int check_unique_uuids(struct cowchain_md *md, char **error)
 {
-	const u8 **u = kvmalloc_array(md->nlayers, sizeof(*u), GFP_KERNEL);
+	const u8 **u = COWCHAIN_ALLOC(kvmalloc_array(md->nlayers, sizeof(*u), GFP_KERNEL));
 	unsigned int i;
 	int r = 0;
 
@@ -271,7 +273,7 @@ static int check_unique_uuids(struct cowchain_md *md, char **error)
 static int check_unique_devs(const struct cowchain_open_args *a, char **error)
 {
 	unsigned int n = a->ndevs + !!a->base, i;
-	uintptr_t *d = kvmalloc_array(n, sizeof(*d), GFP_KERNEL);
+	uintptr_t *d = COWCHAIN_ALLOC(kvmalloc_array(n, sizeof(*d), GFP_KERNEL));
 	int r = 0;
 
 	if (!d) {
@@ -439,8 +441,8 @@ int cowchain_md_open(struct cowchain_md *md, const struct cowchain_open_args *a,
 	if (a->base)
 		md->base_sectors = bdev_nr_sectors(a->base->bdev);
 
-	md->blockbuf = kmalloc(COWCHAIN_BLOCK_SIZE, GFP_KERNEL);
-	md->layers = kvcalloc(a->ndevs, sizeof(*md->layers), GFP_KERNEL);
+	md->blockbuf = COWCHAIN_ALLOC(kmalloc(COWCHAIN_BLOCK_SIZE, GFP_KERNEL));
+	md->layers = COWCHAIN_ALLOC(kvcalloc(a->ndevs, sizeof(*md->layers), GFP_KERNEL));
 	if (!md->blockbuf || !md->layers) {
 		*error = "cannot allocate layers";
 		return -ENOMEM;
@@ -453,7 +455,7 @@ int cowchain_md_open(struct cowchain_md *md, const struct cowchain_open_args *a,
 	r = check_unique_devs(a, error);
 	if (r)
 		return r;
-	md->io = dm_io_client_create();
+	md->io = cowchain_fail_alloc() ? ERR_PTR(-ENOMEM) : dm_io_client_create();
 	if (IS_ERR(md->io)) {
 		r = PTR_ERR(md->io);
 		md->io = NULL;
@@ -489,7 +491,8 @@ int cowchain_md_open(struct cowchain_md *md, const struct cowchain_open_args *a,
 	}
 
 	/* 4, 5. index walks */
-	md->roots = kvcalloc(top->root_blocks * COWCHAIN_PTR_ENTRIES, sizeof(u64), GFP_KERNEL);
+	md->roots = COWCHAIN_ALLOC(kvcalloc(top->root_blocks * COWCHAIN_PTR_ENTRIES,
+					    sizeof(u64), GFP_KERNEL));
 	if (!md->roots) {
 		*error = "cannot allocate the root table";
 		return -ENOMEM;

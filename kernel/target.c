@@ -40,9 +40,11 @@
  * set_mode() never leaves FAIL and raises a table event.
  */
 #include <linux/blkdev.h>
+#include <linux/delay.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
+#include "fault.h"
 #include "target.h"
 
 static const char *const mode_name[] = {
@@ -65,6 +67,54 @@ static const char *const mode_name[] = {
  */
 static LIST_HEAD(live_tops);
 static DEFINE_MUTEX(live_tops_lock);
+
+/*----------------------------------------------------------------
+ * Allocation failure switch (fault.h), for tests
+ *--------------------------------------------------------------*/
+
+static unsigned int fail_alloc_every;
+static atomic_t fail_alloc_calls = ATOMIC_INIT(0);
+static atomic_t fail_alloc_failed = ATOMIC_INIT(0);
+
+/* Setting the switch restarts the count: N fails the Nth call from now. */
+static int set_fail_alloc_every(const char *val, const struct kernel_param *kp)
+{
+	int r = param_set_uint(val, kp);
+
+	if (!r)
+		atomic_set(&fail_alloc_calls, 0);
+	return r;
+}
+
+static const struct kernel_param_ops fail_alloc_every_ops = {
+	.set = set_fail_alloc_every,
+	.get = param_get_uint,
+};
+module_param_cb(fail_alloc_every, &fail_alloc_every_ops, &fail_alloc_every, 0644);
+MODULE_PARM_DESC(fail_alloc_every,
+		 "testing: every Nth allocation at the instrumented sites fails (0: off)");
+
+static int get_fail_alloc_failed(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%d\n", atomic_read(&fail_alloc_failed));
+}
+
+static const struct kernel_param_ops fail_alloc_failed_ops = {
+	.get = get_fail_alloc_failed,
+};
+/* how many allocations the switch has failed since the module was loaded */
+module_param_cb(fail_alloc_failed, &fail_alloc_failed_ops, NULL, 0444);
+MODULE_PARM_DESC(fail_alloc_failed, "testing: allocations failed by fail_alloc_every");
+
+bool cowchain_fail_alloc(void)
+{
+	unsigned int n = READ_ONCE(fail_alloc_every);
+
+	if (!n || (unsigned int)atomic_inc_return(&fail_alloc_calls) % n)
+		return false;
+	atomic_inc(&fail_alloc_failed);
+	return true;
+}
 
 /*----------------------------------------------------------------
  * Modes
@@ -295,7 +345,7 @@ static int cowchain_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		ti->error = "not enough arguments: <top> <#ancestors> [<ancestor>...] <base|->";
 		return -EINVAL;
 	}
-	cc = kzalloc(sizeof(*cc), GFP_KERNEL);
+	cc = COWCHAIN_ALLOC(kzalloc(sizeof(*cc), GFP_KERNEL));
 	if (!cc) {
 		ti->error = "cannot allocate the cowchain context";
 		return -ENOMEM;
@@ -325,7 +375,7 @@ static int cowchain_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = parse_features(cc, &as, &ti->error);
 	if (r)
 		goto bad;
-	cc->devs = kvcalloc(cc->ndevs, sizeof(*cc->devs), GFP_KERNEL);
+	cc->devs = COWCHAIN_ALLOC(kvcalloc(cc->ndevs, sizeof(*cc->devs), GFP_KERNEL));
 	if (!cc->devs) {
 		ti->error = "cannot allocate the device list";
 		r = -ENOMEM;
@@ -351,8 +401,9 @@ static int cowchain_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 
 	cc->root = cc->md.layers[0].sb.parent_kind == COWCHAIN_PARENT_NONE;
-	cc->cow_buf = kvmalloc(1ul << cc->md.subblock_shift, GFP_KERNEL);
-	cc->wq = alloc_workqueue("dm-cowchain", WQ_MEM_RECLAIM, 0);
+	/* the copy-up buffer: one sub-block, preallocated for the worker */
+	cc->cow_buf = COWCHAIN_ALLOC(kvmalloc(1ul << cc->md.subblock_shift, GFP_KERNEL));
+	cc->wq = COWCHAIN_ALLOC(alloc_workqueue("dm-cowchain", WQ_MEM_RECLAIM, 0));
 	if (!cc->cow_buf || !cc->wq) {
 		ti->error = "cannot allocate the worker";
 		r = -ENOMEM;
@@ -391,6 +442,9 @@ static void cowchain_dtr(struct dm_target *ti)
  * Suspend and resume
  *--------------------------------------------------------------*/
 
+#define SUSPEND_NOMEM_TRIES	20
+#define SUSPEND_NOMEM_WAIT_MS	10
+
 /*
  * Every bio has completed: stop the timer, commit and checkpoint, give the
  * top back.  Idempotent: a second call finds nothing to commit.
@@ -398,6 +452,7 @@ static void cowchain_dtr(struct dm_target *ti)
 static void cowchain_postsuspend(struct dm_target *ti)
 {
 	struct cowchain_c *cc = ti->private;
+	unsigned int tries = 0;
 	int r;
 
 	WRITE_ONCE(cc->suspended, true);
@@ -405,7 +460,13 @@ static void cowchain_postsuspend(struct dm_target *ti)
 	flush_workqueue(cc->wq);
 	cancel_delayed_work_sync(&cc->waker);
 	if (!cc->read_only && READ_ONCE(cc->mode) < CM_READ_ONLY) {
-		r = cowchain_md_checkpoint(&cc->md);
+		/*
+		 * A commit that found no memory changed nothing it cannot redo
+		 * (commit.c): try again for a while before failing the device.
+		 */
+		while ((r = cowchain_md_checkpoint(&cc->md)) == -ENOMEM &&
+		       ++tries < SUSPEND_NOMEM_TRIES)
+			msleep(SUSPEND_NOMEM_WAIT_MS);
 		if (r)
 			cowchain_metadata_failed(cc, "checkpoint", r);
 	}

@@ -49,6 +49,8 @@ struct cowchain_c {
 	struct delayed_work waker;	/* retries and the commit timer */
 	struct work_struct event_work;
 	unsigned long last_commit;
+	bool commit_nomem;		/* commits failed for want of memory... */
+	unsigned long commit_nomem_since;	/* ...since then (jiffies) */
 	void *cow_buf;			/* one sub-block, worker only */
 	const char *name;
 	struct mutex msg_lock;		/* one worker-run message at a time */
@@ -61,9 +63,17 @@ struct per_bio {
 	u64 mask;
 	u64 vc;
 	bool commit_before_end;		/* REQ_FUA first write */
+	bool nomem;			/* the worker found no memory for it... */
+	unsigned long nomem_since;	/* ...since then (jiffies) */
 };
 
 #define COMMIT_PERIOD	HZ
+/*
+ * A write, discard or commit that finds no memory is retried from the
+ * worker for this long; then the bio (or the flushes waiting for the
+ * commit) fails with -EIO.  The device stays writable.
+ */
+#define NOMEM_TIMEOUT	(5 * HZ)
 
 enum src_kind { SRC_TOP, SRC_LAYER, SRC_ZERO, SRC_BELOW };
 

@@ -17,6 +17,7 @@
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/vmalloc.h>
+#include "fault.h"
 #include "metadata-internal.h"
 
 /*----------------------------------------------------------------
@@ -73,14 +74,14 @@ static int add_entry(struct walk *w, u64 vc, const struct cowchain_entry *e)
 
 		return cowchain_ient_push(w->ients, &ie);
 	}
-	t = kmem_cache_zalloc(cowchain_tent_cache, GFP_KERNEL);
+	t = COWCHAIN_ALLOC(kmem_cache_zalloc(cowchain_tent_cache, GFP_KERNEL));
 	if (!t)
 		return -ENOMEM;
 	t->phys = e->present ? e->phys : 0;
 	t->present = e->present;
 	t->zero = e->zero;
 	atomic_set(&t->inflight, 0);
-	r = xa_insert_irq(&md->entries, vc, t, GFP_KERNEL);
+	r = cowchain_fail_alloc() ? -ENOMEM : xa_insert_irq(&md->entries, vc, t, GFP_KERNEL);
 	if (r) {
 		kmem_cache_free(cowchain_tent_cache, t);
 		return r;
@@ -136,8 +137,9 @@ static int walk_map(struct walk *w, u64 blocknr, u64 key, u64 mapidx, void *buf,
 	if (r)
 		return bad_block(w, &err, r);
 	if (!w->li) {
-		mb = kzalloc(sizeof(*mb), GFP_KERNEL);
-		if (!mb || xa_insert(&w->md->maps, mapidx, mb, GFP_KERNEL)) {
+		mb = COWCHAIN_ALLOC(kzalloc(sizeof(*mb), GFP_KERNEL));
+		if (!mb || cowchain_fail_alloc() ||
+		    xa_insert(&w->md->maps, mapidx, mb, GFP_KERNEL)) {
 			kfree(mb);
 			*w->error = "cannot allocate memory for the index";
 			return -ENOMEM;
@@ -197,7 +199,7 @@ static int collect_meta_free(struct walk *w)
 			break;
 		cap = n;
 		n = 0;
-		md->meta_free = kvmalloc_array(cap, sizeof(u64), GFP_KERNEL);
+		md->meta_free = COWCHAIN_ALLOC(kvmalloc_array(cap, sizeof(u64), GFP_KERNEL));
 		if (!md->meta_free)
 			return -ENOMEM;
 	}
@@ -264,7 +266,7 @@ static int build_free(struct cowchain_md *md, struct walk *w)
 	u64 i = 0, j = 0, cur = sb->data_start, nused = w->metas.n + w->datas.n;
 	u64 cap = nused + 1;
 
-	md->ext = kvmalloc_array(cap, sizeof(*md->ext), GFP_KERNEL);
+	md->ext = COWCHAIN_ALLOC(kvmalloc_array(cap, sizeof(*md->ext), GFP_KERNEL));
 	if (!md->ext)
 		return -ENOMEM;
 	md->cap_ext = cap;
@@ -302,7 +304,7 @@ int cowchain_walk_layer(struct cowchain_md *md, unsigned int li, struct ientvec 
 		.devname = devname, .error = error,
 	};
 	struct cowchain_err err;
-	void *buf = kmalloc(3 * COWCHAIN_BLOCK_SIZE, GFP_KERNEL);
+	void *buf = COWCHAIN_ALLOC(kmalloc(3 * COWCHAIN_BLOCK_SIZE, GFP_KERNEL));
 	struct cowchain_ptr_disk *root = buf;
 	u64 r;
 	unsigned int s;

@@ -92,6 +92,24 @@ static void defer_bio(struct cowchain_c *cc, struct bio *bio, struct bio_list *l
 	queue_work(cc->wq, &cc->worker);
 }
 
+/*
+ * The top has no free cluster.  Clusters freed since the last commit (a
+ * discard) become free only when it commits: if there are any, ask the
+ * worker for a commit and return true (retry the write after it);
+ * otherwise the device is out of space.  Any context.
+ */
+static bool space_after_commit(struct cowchain_c *cc)
+{
+	unsigned long flags;
+
+	if (!READ_ONCE(cc->md.n_pending))
+		return false;
+	spin_lock_irqsave(&cc->lock, flags);
+	cc->commit_requested = true;
+	spin_unlock_irqrestore(&cc->lock, flags);
+	return true;
+}
+
 static void remap_to(struct bio *bio, struct dm_dev *dev, sector_t sector)
 {
 	bio_set_dev(bio, dev->bdev);
@@ -154,7 +172,8 @@ static int map_read(struct cowchain_c *cc, struct bio *bio)
 /*
  * W_COPY_UP: the bio covers part of one sub-block the top does not hold.
  * W_NOMEM: no memory for the cluster's entry; W_BUSY: the worker owns the
- * cluster.  Both: try again from the worker.
+ * cluster, or no cluster is free until the next commit (space_after_commit).
+ * Both: try again from the worker.
  */
 enum { W_REMAPPED, W_COPY_UP, W_NOMEM, W_BUSY, W_DONE };
 
@@ -214,6 +233,8 @@ static int map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
 	t = __cowchain_md_get_cluster(md, vc, worker ? GFP_NOIO : GFP_NOWAIT);
 	if (IS_ERR(t)) {
 		if (PTR_ERR(t) == -ENOSPC) {
+			if (space_after_commit(cc))
+				return W_BUSY;
 			cowchain_set_mode(cc, CM_OUT_OF_SPACE);
 			end_with(bio, BLK_STS_NOSPC);
 			return W_DONE;
@@ -577,6 +598,8 @@ static bool process_deferred(struct cowchain_c *cc, struct bio *bio,
 		return true;
 	if (r == -ENOMEM)
 		return retry_nomem(cc, bio);
+	if (r == -ENOSPC && space_after_commit(cc))
+		return true;
 	if (r == -ENOSPC) {
 		cowchain_set_mode(cc, CM_OUT_OF_SPACE);
 		end_with(bio, BLK_STS_NOSPC);
@@ -634,6 +657,11 @@ void cowchain_worker(struct work_struct *ws)
 	while ((bio = bio_list_pop(&deferred)))
 		if (process_deferred(cc, bio, &after))
 			bio_list_add(&retry, bio);
+	/* writes that wait for the clusters a commit frees asked for one */
+	spin_lock_irq(&cc->lock);
+	want_commit |= cc->commit_requested;
+	cc->commit_requested = false;
+	spin_unlock_irq(&cc->lock);
 
 	/*
 	 * One commit serves every flush and FUA write waiting now: their data

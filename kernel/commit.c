@@ -550,7 +550,15 @@ static int __commit(struct cowchain_md *md)
 	if (!homes.n)
 		goto freed;
 
-	buf = COWCHAIN_ALLOC(vmalloc((1 + maxn) * COWCHAIN_BLOCK_SIZE));
+	/*
+	 * Sized for the largest transaction this commit writes, not for the
+	 * largest one possible: a commit after one first write needs 8 KiB,
+	 * a kmalloc, where a buffer for 252 images would cost a 1 MiB vmalloc
+	 * (and its vfree) on every fsync.  Under memalloc_noio (the caller),
+	 * GFP_KERNEL does no I/O.
+	 */
+	maxn = min_t(u64, maxn, homes.n);
+	buf = COWCHAIN_ALLOC(kvmalloc_array(1 + maxn, COWCHAIN_BLOCK_SIZE, GFP_KERNEL));
 	images = COWCHAIN_ALLOC(kmalloc_array(maxn, sizeof(*images), GFP_NOIO));
 	copies = COWCHAIN_ALLOC(kmalloc_array(maxn, sizeof(*copies), GFP_NOIO));
 	if (!buf || !images || !copies) {
@@ -605,7 +613,7 @@ freed:
 out:
 	if (r)
 		remark_leaves(md, &leaves);
-	vfree(buf);
+	kvfree(buf);
 	kfree(images);
 	kfree(copies);
 	kvfree(leaves.v);

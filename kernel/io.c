@@ -638,6 +638,7 @@ void cowchain_worker(struct work_struct *ws)
 	struct bio_list deferred, flushes, committed, retry, after = BIO_EMPTY_LIST;
 	bool want_commit, want_checkpoint, again = false;
 	struct bio *bio;
+	u64 commits = md->commits;
 	int r = 0;
 
 	bio_list_init(&retry);
@@ -717,9 +718,16 @@ void cowchain_worker(struct work_struct *ws)
 		}
 		cc->checkpoint_result = c;
 	}
+	/*
+	 * The flushes are empty (DM core sends the data of a flush with data
+	 * apart).  A commit that wrote a journal transaction issued it with
+	 * REQ_PREFLUSH after they arrived, which already made every write
+	 * they cover durable on the top: they end here, without a second
+	 * cache flush.  Otherwise (nothing was written) they go down.
+	 */
 	while ((bio = bio_list_pop(&flushes))) {
-		if (r) {
-			end_with(bio, BLK_STS_IOERR);
+		if (r || md->commits != commits) {
+			end_with(bio, r ? BLK_STS_IOERR : BLK_STS_OK);
 			continue;
 		}
 		bio_set_dev(bio, md->layers[0].dev->bdev);

@@ -531,6 +531,7 @@ static int process_zeroes(struct cowchain_c *cc, struct bio *bio)
 		if (r)
 			return r;
 		off += len;
+		cond_resched();	/* up to 1024 clusters (io_hints) */
 	}
 	return 0;
 }

@@ -655,6 +655,27 @@ static int cowchain_iterate_devices(struct dm_target *ti, iterate_devices_callou
 		  min_t(sector_t, ti->len, bdev_nr_sectors(cc->devs[0]->bdev)), data);
 }
 
+/*
+ * A discard ends as zero markers and freed clusters in the top (io.c), not
+ * as a discard of the top's device (passed down only for freed clusters,
+ * after the commit, when that device takes it), so it is offered whatever
+ * the top's device offers: dm core would otherwise stack the device's
+ * "none".  Granularity: one sub-block, what a zero marker covers.  At most
+ * 1024 clusters per bio: the worker handles a discard in one go.
+ */
+static void cowchain_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	struct cowchain_c *cc = ti->private;
+	u64 max = 1024ull << (cc->md.cluster_shift - SECTOR_SHIFT);
+
+	if (cc->read_only)
+		return;
+	limits->discard_granularity = 1u << cc->md.subblock_shift;
+	limits->discard_alignment = 0;
+	limits->max_hw_discard_sectors = min_t(u64, max, UINT_MAX >> SECTOR_SHIFT);
+	limits->max_discard_sectors = limits->max_hw_discard_sectors;
+}
+
 static struct target_type cowchain_target = {
 	.name    = "cowchain",
 	.version = {1, 1, 0},
@@ -669,6 +690,7 @@ static struct target_type cowchain_target = {
 	.status  = cowchain_status,
 	.message = cowchain_message,
 	.iterate_devices = cowchain_iterate_devices,
+	.io_hints = cowchain_io_hints,
 };
 
 static int __init dm_cowchain_init(void)

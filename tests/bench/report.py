@@ -146,12 +146,16 @@ print("Ratio to dm-linear on the same kind of RAM disk in the same boot: median 
       "TCG-emulated guest and only indicative.\n")
 print("\n".join(out))
 print()
-act = [x for x in cells.get(("act-depth16-ms", "cowchain"), {}).values() if x is not None]
-actl = [x for x in cells.get(("act-depth16-ms", "linear"), {}).values() if x is not None]
-mem = [x for x in cells.get(("act-depth16-kib", "cowchain"), {}).values() if x is not None]
-if act:
-    per = int(extra.get("act_clusters_per_layer", "0") or 0)
-    print(f"**Activation, depth 16**, {extra.get('act_virtual_gib', '?')} GiB virtual disk, "
+ACT = {"act-depth16": "one 4 KiB sub-block written per allocated cluster (partial clusters)",
+       "act-full16": "whole clusters written"}
+for pfx, what in ACT.items():
+    act = [x for x in cells.get((f"{pfx}-ms", "cowchain"), {}).values() if x is not None]
+    actl = [x for x in cells.get((f"{pfx}-ms", "linear"), {}).values() if x is not None]
+    mem = [x for x in cells.get((f"{pfx}-kib", "cowchain"), {}).values() if x is not None]
+    if not act:
+        continue
+    per = int(extra.get(f"{pfx}_clusters_per_layer", "0") or 0)
+    print(f"**Activation, depth 16 ({what})**, {extra.get(f'{pfx}_virtual_mib', '?')} MiB virtual disk, "
           f"{per} clusters (10%) allocated per layer, {16 * per} cluster-layers:")
     print(f"- `dmsetup create` time: median {statistics.median(act):.0f} ms "
           f"(min {min(act):.0f}, max {max(act):.0f}); dm-linear {statistics.median(actl):.0f} ms" if actl else "")

@@ -68,26 +68,83 @@ static bool take_cluster(struct cowchain_md *md, u64 *out)
 	return false;
 }
 
+/*
+ * Turn the packed entry of a full cluster (a value: see metadata.h) back
+ * into a cowchain_tent, in t.  alloc_lock held; the slot holds the value.
+ * The swap changes nothing a reader sees (full either way), so it needs no
+ * bits_lock.
+ */
+static struct cowchain_tent *unpack_entry(struct cowchain_md *md, u64 vc, void *v,
+					  struct cowchain_tent *t)
+{
+	void *old;
+
+	lockdep_assert_held(&md->alloc_lock);
+	t->phys = xa_to_value(v);
+	t->present = cowchain_full_mask(md->subblocks);
+	t->zero = 0;
+	atomic_set(&t->inflight, 0);
+	t->busy = 0;
+	/* the slot exists: no allocation */
+	old = xa_cmpxchg_irq(&md->entries, vc, v, t, GFP_ATOMIC);
+	WARN_ON_ONCE(old != v);
+	return t;
+}
+
 struct cowchain_tent *__cowchain_md_get_entry(struct cowchain_md *md, u64 vc, gfp_t gfp)
 {
-	struct cowchain_tent *t = xa_load(&md->entries, vc);
+	struct cowchain_tent *t = NULL;
+	void *e;
 	int r;
 
-	if (t)
-		return t;
-	t = COWCHAIN_ALLOC(kmem_cache_zalloc(cowchain_tent_cache, gfp | __GFP_NOWARN));
-	if (!t)
-		return ERR_PTR(-ENOMEM);
-	atomic_set(&t->inflight, 0);
-	r = cowchain_fail_alloc() ? -ENOMEM :
-		xa_insert_irq(&md->entries, vc, t, gfp | __GFP_NOWARN);
-	if (r) {
-		kmem_cache_free(cowchain_tent_cache, t);
-		if (r != -EBUSY)
+	for (;;) {
+		e = xa_load(&md->entries, vc);
+		if (e) {
+			spin_lock(&md->alloc_lock);
+			/* under alloc_lock the slot cannot be packed or unpacked */
+			e = xa_load(&md->entries, vc);
+			if (e && !xa_is_value(e))
+				break;
+			if (e && t) {
+				e = unpack_entry(md, vc, e, t);
+				t = NULL;
+				break;
+			}
+			spin_unlock(&md->alloc_lock);
+			if (e) {
+				/* a packed full cluster: a tent to unpack it into */
+				t = COWCHAIN_ALLOC(kmem_cache_zalloc(cowchain_tent_cache,
+								     gfp | __GFP_NOWARN));
+				if (!t)
+					return ERR_PTR(-ENOMEM);
+			}
+			continue;
+		}
+		if (!t) {
+			t = COWCHAIN_ALLOC(kmem_cache_zalloc(cowchain_tent_cache,
+							     gfp | __GFP_NOWARN));
+			if (!t)
+				return ERR_PTR(-ENOMEM);
+		}
+		atomic_set(&t->inflight, 0);
+		r = cowchain_fail_alloc() ? -ENOMEM :
+			xa_insert_irq(&md->entries, vc, t, gfp | __GFP_NOWARN);
+		if (!r) {
+			spin_lock(&md->alloc_lock);
+			e = t;
+			t = NULL;
+			/* entries are never erased: the slot still holds it */
+			break;
+		}
+		if (r != -EBUSY) {
+			kmem_cache_free(cowchain_tent_cache, t);
 			return ERR_PTR(-ENOMEM);
-		t = xa_load(&md->entries, vc);
+		}
+		/* inserted meanwhile: look again (t is kept for an unpack) */
 	}
-	return t;
+	if (t)
+		kmem_cache_free(cowchain_tent_cache, t);
+	return e;
 }
 
 struct cowchain_tent *__cowchain_md_get_cluster(struct cowchain_md *md, u64 vc, gfp_t gfp)
@@ -97,7 +154,6 @@ struct cowchain_tent *__cowchain_md_get_cluster(struct cowchain_md *md, u64 vc, 
 
 	if (IS_ERR(t))
 		return t;
-	spin_lock(&md->alloc_lock);
 	if (!t->phys) {
 		if (md->free_clusters <= md->reserve || !take_cluster(md, &c)) {
 			spin_unlock(&md->alloc_lock);
@@ -106,8 +162,34 @@ struct cowchain_tent *__cowchain_md_get_cluster(struct cowchain_md *md, u64 vc, 
 		t->phys = c;
 		md->allocated++;
 	}
-	spin_unlock(&md->alloc_lock);
 	return t;
+}
+
+/*
+ * Pack the entry of vc if its cluster is full and idle: the tent is
+ * replaced by a value holding its data cluster and freed.  Worker, with
+ * commit_lock (nothing else frees or packs).  The swap is made under
+ * bits_lock, so a reader that loaded the tent before it retries, and the
+ * cache is SLAB_TYPESAFE_BY_RCU, so that reader (under rcu_read_lock) may
+ * still read the freed tent's memory before it does.
+ */
+static void pack_entry(struct cowchain_md *md, u64 vc, struct cowchain_tent *t)
+{
+	u64 full = cowchain_full_mask(md->subblocks);
+	void *old;
+
+	spin_lock(&md->alloc_lock);
+	if (t->busy || atomic_read(&t->inflight) || !t->phys ||
+	    READ_ONCE(t->present) != full || READ_ONCE(t->zero)) {
+		spin_unlock(&md->alloc_lock);
+		return;
+	}
+	write_seqlock_irq(&md->bits_lock);
+	old = xa_cmpxchg(&md->entries, vc, t, xa_mk_value(t->phys), GFP_ATOMIC);
+	write_sequnlock_irq(&md->bits_lock);
+	spin_unlock(&md->alloc_lock);
+	if (old == t)
+		kmem_cache_free(cowchain_tent_cache, t);
 }
 
 /*
@@ -218,21 +300,29 @@ void cowchain_md_set_needs_check(struct cowchain_md *md)
 	mutex_unlock(&md->commit_lock);
 }
 
-static void read_bits(struct cowchain_md *md, struct cowchain_tent *t,
-		      struct cowchain_entry *e)
+/* The entry e of the entries xarray (a tent or a packed full cluster). */
+static void read_bits(struct cowchain_md *md, void *e, struct cowchain_entry *out)
 {
+	struct cowchain_tent *t = e;
 	unsigned int seq;
 
+	if (xa_is_value(e)) {
+		out->phys = xa_to_value(e);
+		out->present = cowchain_full_mask(md->subblocks);
+		out->zero = 0;
+		return;
+	}
 	do {
 		seq = read_seqbegin(&md->bits_lock);
-		e->phys = t->phys;
-		e->present = t->present;
-		e->zero = t->zero;
+		out->phys = t->phys;
+		out->present = t->present;
+		out->zero = t->zero;
 	} while (read_seqretry(&md->bits_lock, seq));
-	if (!e->present)
-		e->phys = 0;	/* data still in flight: not referenced yet */
+	if (!out->present)
+		out->phys = 0;	/* data still in flight: not referenced yet */
 }
 
+/* Pack leaf l into buf; full, idle clusters' entries get packed in core. */
 static void pack_leaf(struct cowchain_md *md, u64 l, u64 home, void *buf)
 {
 	struct cowchain_leaf_disk *leaf = buf;
@@ -241,12 +331,14 @@ static void pack_leaf(struct cowchain_md *md, u64 l, u64 home, void *buf)
 
 	memset(buf, 0, COWCHAIN_BLOCK_SIZE);
 	for (i = 0; i < COWCHAIN_LEAF_ENTRIES; i++) {
-		struct cowchain_tent *t = xa_load(&md->entries,
-						  (l << COWCHAIN_LEAF_SHIFT) + i);
+		u64 vc = (l << COWCHAIN_LEAF_SHIFT) + i;
+		void *p = xa_load(&md->entries, vc);
 
-		if (!t)
+		if (!p)
 			continue;
-		read_bits(md, t, &e);
+		read_bits(md, p, &e);
+		if (!xa_is_value(p))
+			pack_entry(md, vc, p);
 		if (cowchain_entry_empty(&e))
 			continue;
 		cowchain_entry_pack(&e, &leaf->entry[i]);
@@ -286,13 +378,14 @@ static bool leaf_empty(struct cowchain_md *md, u64 l)
 	u32 i;
 
 	for (i = 0; i < COWCHAIN_LEAF_ENTRIES; i++) {
-		struct cowchain_tent *t = xa_load(&md->entries,
-						  (l << COWCHAIN_LEAF_SHIFT) + i);
+		void *p = xa_load(&md->entries, (l << COWCHAIN_LEAF_SHIFT) + i);
 
-		if (!t)
+		if (!p)
 			continue;
-		read_bits(md, t, &e);
-		if (t->phys || !cowchain_entry_empty(&e))
+		if (xa_is_value(p) || ((struct cowchain_tent *)p)->phys)
+			return false;
+		read_bits(md, p, &e);
+		if (!cowchain_entry_empty(&e))
 			return false;
 	}
 	return true;

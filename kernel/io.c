@@ -19,20 +19,35 @@
  * Lookup
  *--------------------------------------------------------------*/
 
+/*
+ * The top's entry for vc.  The slot is loaded inside the bits_lock read
+ * section: a tent packed meanwhile (metadata.h) was swapped under
+ * bits_lock, so a read of its freed memory is retried.
+ */
 static void read_entry(struct cowchain_md *md, u64 vc, u64 *phys, u64 *present, u64 *zero)
 {
-	struct cowchain_tent *t = xa_load(&md->entries, vc);
+	struct cowchain_tent *t;
 	unsigned int seq;
+	void *e;
 
-	*phys = *present = *zero = 0;
-	if (!t)
-		return;
+	rcu_read_lock();
 	do {
 		seq = read_seqbegin(&md->bits_lock);
-		*phys = t->phys;
-		*present = t->present;
-		*zero = t->zero;
+		e = xa_load(&md->entries, vc);
+		if (!e) {
+			*phys = *present = *zero = 0;
+		} else if (xa_is_value(e)) {
+			*phys = xa_to_value(e);
+			*present = cowchain_full_mask(md->subblocks);
+			*zero = 0;
+		} else {
+			t = e;
+			*phys = t->phys;
+			*present = t->present;
+			*zero = t->zero;
+		}
 	} while (read_seqretry(&md->bits_lock, seq));
+	rcu_read_unlock();
 }
 
 /*
@@ -241,7 +256,7 @@ static int map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
 		}
 		return W_NOMEM;
 	}
-	spin_lock(&md->alloc_lock);
+	/* alloc_lock is held */
 	if (t->busy) {
 		spin_unlock(&md->alloc_lock);
 		return W_BUSY;
@@ -402,7 +417,7 @@ static int copy_up(struct cowchain_c *cc, u64 vc, u32 sb, u32 start, u32 len,
 	t = __cowchain_md_get_cluster(md, vc, GFP_NOIO);
 	if (IS_ERR(t))
 		return PTR_ERR(t);
-	spin_lock(&md->alloc_lock);
+	/* alloc_lock is held */
 	if (t->busy || atomic_read(&t->inflight)) {
 		spin_unlock(&md->alloc_lock);
 		return -EAGAIN;
@@ -489,16 +504,12 @@ static int zero_range(struct cowchain_c *cc, u64 vc, u64 in, u64 len, bool wz)
 	 * it records no zero markers (FORMAT.md 6), so a cluster it does not
 	 * hold needs no entry and no leaf block at all.
 	 */
-	if (cc->root) {
-		t = xa_load(&md->entries, vc);
-		if (!t)
-			return 0;
-	} else {
-		t = __cowchain_md_get_entry(md, vc, GFP_NOIO);
-		if (IS_ERR(t))
-			return PTR_ERR(t);
-	}
-	spin_lock(&md->alloc_lock);
+	if (cc->root && !xa_load(&md->entries, vc))
+		return 0;	/* entries are never erased while live */
+	t = __cowchain_md_get_entry(md, vc, GFP_NOIO);
+	if (IS_ERR(t))
+		return PTR_ERR(t);
+	/* alloc_lock is held */
 	if (t->busy || atomic_read(&t->inflight)) {
 		spin_unlock(&md->alloc_lock);
 		return -EAGAIN;

@@ -37,7 +37,7 @@ struct kmem_cache *cowchain_tent_cache;
 
 int __init cowchain_md_init(void)
 {
-	cowchain_tent_cache = KMEM_CACHE(cowchain_tent, 0);
+	cowchain_tent_cache = KMEM_CACHE(cowchain_tent, SLAB_TYPESAFE_BY_RCU);
 	return cowchain_tent_cache ? 0 : -ENOMEM;
 }
 
@@ -384,7 +384,8 @@ static void free_top_state(struct cowchain_md *md)
 	void *p;
 
 	xa_for_each(&md->entries, i, p)
-		kmem_cache_free(cowchain_tent_cache, p);
+		if (!xa_is_value(p))
+			kmem_cache_free(cowchain_tent_cache, p);
 	xa_destroy(&md->entries);
 	xa_for_each(&md->maps, i, p)
 		kfree(p);

@@ -47,7 +47,17 @@ struct cowchain_layer {
 /*
  * The top layer's entry for one vcluster.  phys is set once under
  * alloc_lock (and cleared by the worker when the cluster empties);
- * present/zero change under bits_lock.  40 bytes.
+ * present/zero change under bits_lock.  32 bytes.
+ *
+ * A cluster whose every sub-block is present, with nothing in flight and
+ * not busy, is kept packed instead: its slot in md->entries holds
+ * xa_mk_value(phys), 8 bytes, and no tent.  The commit packs such entries
+ * (commit.c pack_entry), activation loads full entries packed, and
+ * __cowchain_md_get_entry() unpacks one when a writer needs the tent (a
+ * discard or write-zeroes into a full cluster).  Tents come from a
+ * SLAB_TYPESAFE_BY_RCU cache: a reader (read_entry(), under rcu_read_lock
+ * and bits_lock) may still touch a tent that was just packed and freed;
+ * the swap is made under bits_lock, so that reader retries.
  */
 struct cowchain_tent {
 	u64 phys;
@@ -86,7 +96,7 @@ struct cowchain_md {
 	struct mutex commit_lock;
 	spinlock_t alloc_lock;
 	seqlock_t bits_lock;
-	struct xarray entries;		/* vcluster -> cowchain_tent */
+	struct xarray entries;		/* vcluster -> tent, or packed phys */
 	u64 *roots;			/* root table, root_blocks * 256 */
 	struct xarray maps;		/* map index -> cowchain_mblk */
 	struct xarray dirty_meta;	/* home -> kind|index (maps, roots) */
@@ -171,14 +181,15 @@ static inline void cowchain_md_mark_dirty(struct cowchain_md *md, u64 vc)
 }
 
 /*
- * Find or create the top entry for vc and give it a data cluster.
- * alloc_lock must be held.  gfp: GFP_NOWAIT from map, GFP_NOIO from the
- * worker.  Returns the entry, ERR_PTR(-ENOMEM) (try again from the worker)
- * or ERR_PTR(-ENOSPC).
+ * Find or create the top entry for vc (a tent: a packed entry is
+ * unpacked) and give it a data cluster.  Call without alloc_lock; returns
+ * the entry WITH alloc_lock held (so it cannot be packed meanwhile), or,
+ * without it, ERR_PTR(-ENOMEM) (try again from the worker) or
+ * ERR_PTR(-ENOSPC).  gfp: GFP_NOWAIT from map, GFP_NOIO from the worker.
  */
 struct cowchain_tent *__cowchain_md_get_cluster(struct cowchain_md *md, u64 vc,
 						gfp_t gfp);
-/* Find or create the top entry for vc without a data cluster. */
+/* The same without giving the entry a data cluster (no -ENOSPC). */
 struct cowchain_tent *__cowchain_md_get_entry(struct cowchain_md *md, u64 vc,
 					      gfp_t gfp);
 /* Synchronous data I/O in sectors (copy-up); may sleep. */

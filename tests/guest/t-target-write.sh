@@ -62,4 +62,46 @@ dm_create cc-write2 "$(chain_table "${files[@]}")"
 dd if=/dev/mapper/cc-write2 of="$TEST_TMP/again" bs=1M iflag=direct status=none
 cmp "$TEST_TMP/shown" "$TEST_TMP/again" || fail "second activation differs"
 dm_remove cc-write2
+
+# A cluster the top holds entirely is packed into its xarray slot: once
+# committed (and when loaded at activation) it has no entry in the
+# cowchain_tent slab cache.  4 KiB clusters: 4096 clusters in 16 MiB.
+# SLUB's active_objs is exact only to a few slabs, hence the margins.
+log "full clusters packed: no entry object each once committed"
+tents() { awk '$1 == "cowchain_tent" {print $2}' /proc/slabinfo; }
+p=$TEST_TMP/pack
+mkdir -p "$p"
+"$CC" create "$p/root.cow" --size 32M --cluster-size 4K --subblock-size 4K >/dev/null ||
+	fail "create the 4K-cluster root"
+"$CC" create "$p/top.cow" --parent "$p/root.cow" >/dev/null || fail "create its child"
+head -c 16777216 /dev/urandom > "$p/data"
+t0=$(tents)
+dm_create cc-pack "$(chain_table "$p/top.cow" "$p/root.cow")"
+dev=/dev/mapper/cc-pack
+dd if="$p/data" of="$dev" bs=1M oflag=direct conv=notrunc status=none || fail "write 16 MiB"
+dmsetup message cc-pack 0 commit || fail "commit message"
+t1=$(tents)
+st=$(dmsetup status cc-pack)
+log "16 MiB written: $((t1 - t0)) entry objects of $(cat /sys/kernel/slab/cowchain_tent/slab_size 2>/dev/null || echo '?') bytes; status: $st"
+[ "$(echo "$st" | awk '{print $8}' | cut -d/ -f1)" = 4096 ] ||
+	fail "the top should hold 4096 clusters: $st"
+[ $((t1 - t0)) -lt 1024 ] || fail "$((t1 - t0)) entry objects for 4096 full clusters: not packed"
+# discards into packed clusters unpack them: zero markers need entries
+blkdiscard -o 4194304 -l 1048576 "$dev" || fail "blkdiscard over packed clusters"
+dd if=/dev/zero of="$p/data" bs=1M seek=4 count=1 conv=notrunc status=none
+w 8388608 1024 33		# part of a packed sub-block: an overwrite
+printf '\041%.0s' $(seq 1024) | dd of="$p/data" bs=1 seek=8388608 conv=notrunc status=none
+dmsetup message cc-pack 0 commit || fail "commit message"
+t2=$(tents)
+log "after discarding 256 of them: $((t2 - t0)) entry objects"
+[ $((t2 - t1)) -ge 128 ] || fail "discarded clusters kept no entry: $t1 -> $t2"
+cmp <(dd if="$dev" bs=1M count=16 iflag=direct status=none) "$p/data" || fail "packed clusters read back wrong"
+dm_remove cc-pack
+dm_create cc-pack "$(chain_table "$p/top.cow" "$p/root.cow")"
+t3=$(tents)
+log "activated again: $((t3 - t0)) entry objects"
+[ $((t3 - t0)) -lt 1024 ] || fail "activation did not load full clusters packed: $((t3 - t0))"
+cmp <(dd if=/dev/mapper/cc-pack bs=1M count=16 iflag=direct status=none) "$p/data" || fail "second activation reads back wrong"
+dm_remove cc-pack
+"$CC" check "$p/top.cow" >/dev/null || fail "cowchain check after packing"
 log "ok"

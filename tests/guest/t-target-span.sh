@@ -10,7 +10,8 @@
 # after removal; "cowchain check" passes.  A 1 MiB read of contiguous top
 # data, of contiguous root data and a 1 MiB overwrite of contiguous top
 # data are each one remap of 2048 sectors (block_bio_remap trace events),
-# and a 1 MiB first write is cut per cluster.  Then fio verify, bs=1M.
+# and a 1 MiB first write is cut per cluster.  (fio verify with 1 MiB
+# blocks: t-target-random.)
 # shellcheck source=tests/guest/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/guest/cc-lib.sh
@@ -77,7 +78,8 @@ dev, model = sys.argv[1], open(sys.argv[2], "rb").read()
 fd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
 buf = mmap.mmap(-1, 1 << 20)
 n = 0
-for step in (60 << 10, (64 << 10) + 512, 4096 * 37 + 512):
+# every cluster boundary falls inside ~5 of these, at different phases
+for step in ((192 << 10) + 512,):
     for off in range(0, len(model) - (1 << 20) + 1, step):
         if os.preadv(fd, [buf], off) != 1 << 20 or buf[:] != model[off:off + (1 << 20)]:
             sys.exit(f"read at {off} differs from the library")
@@ -146,7 +148,7 @@ for off in offs:
         sys.exit(f"short write at {off}")
     model[off:off + M] = data
 os.fsync(fd)
-for step in (M, 60 * K):
+for step in (M,):
     for off in range(0, len(model) - M + 1, step):
         if os.preadv(fd, [buf], off) != M or buf[:] != model[off:off + M]:
             sys.exit(f"read at {off} after the writes differs from the model")
@@ -158,23 +160,4 @@ dm_remove cc-span
 cmp "$d/model" "$d/after" || fail "the library's read after removal differs"
 "$CC" check "$d/top.cow" >/dev/null || fail "cowchain check"
 
-if command -v fio >/dev/null; then
-	log "fio verify, bs=1M, over parent data: first writes, then overwrites"
-	f=$TEST_TMP/fio
-	mkdir -p "$f"
-	"$CC" create "$f/root.cow" --size 32M >/dev/null || fail "create"
-	w "$f/root.cow" 0 $((12 * M)) 9
-	"$CC" create "$f/top.cow" --parent "$f/root.cow" >/dev/null || fail "create top"
-	dm_create cc-span "$(chain_table "$f/top.cow" "$f/root.cow")"
-	for pass in 1 2; do
-		fio --name=v$pass --filename=/dev/mapper/cc-span --direct=1 --ioengine=libaio \
-			--iodepth=4 --bs=1M --rw=write --offset=512k --size=24M \
-			--verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 \
-			--output="$f/fio.out" || { cat "$f/fio.out"; fail "fio verify pass $pass"; }
-	done
-	dm_remove cc-span
-	"$CC" check "$f/top.cow" >/dev/null || fail "check after fio"
-else
-	log "fio not installed: skipped"
-fi
 log "ok"

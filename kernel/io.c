@@ -141,6 +141,59 @@ static void end_with(struct bio *bio, blk_status_t st)
  * Read path (map)
  *--------------------------------------------------------------*/
 
+/*
+ * Does sub-block 0 of vcluster vc + k, resolved as n, go on from s (which
+ * serves vc to its end) on the same device, with no gap?  The top and an
+ * ancestor: the same layer and the k-th data cluster after s's; zeros and
+ * the base: always (the base is read at the virtual sector).
+ */
+static bool continues(const struct src *s, const struct src *n, u64 k)
+{
+	if (n->kind != s->kind)
+		return false;
+	switch (s->kind) {
+	case SRC_TOP:
+		return n->phys == s->phys + k;
+	case SRC_LAYER:
+		return n->layer == s->layer && n->phys == s->phys + k;
+	default:
+		return true;
+	}
+}
+
+/*
+ * Bytes from the start of vc + 1 on that s, which serves vc up to its end,
+ * goes on serving as one remap: whole vclusters that continue it, then the
+ * run at the start of the first one that does only partly.  The lookahead
+ * stops once len bytes are found (the caller's bio ends there), so it
+ * costs one lookup per cluster of the bio, as one bio per cluster did.
+ * Each cluster is looked up by itself (read_entry's seqlock section): a
+ * racing first write makes a cluster read either all old or all new, as
+ * for a bio of one cluster.  Any context.
+ */
+static u64 span_after(struct cowchain_md *md, u64 vc, const struct src *s, u64 len)
+{
+	u64 span = 0, k;
+	struct src n;
+	u32 run;
+
+	for (k = 1; span < len; k++) {
+		run = cowchain_resolve(md, vc + k, 0, &n);
+		if (!continues(s, &n, k))
+			break;
+		span += (u64)run << md->subblock_shift;
+		if (run < md->subblocks)
+			break;
+	}
+	return span;
+}
+
+/*
+ * A read goes to one place: where its first sub-block resolves, for as far
+ * as the same source goes on contiguously, across cluster boundaries too
+ * (span_after).  The rest is cut off with dm_accept_partial_bio() and
+ * comes back to map() as the next bio.
+ */
 static int map_read(struct cowchain_c *cc, struct bio *bio)
 {
 	struct cowchain_md *md = &cc->md;
@@ -148,12 +201,16 @@ static int map_read(struct cowchain_c *cc, struct bio *bio)
 	u64 off = (u64)sector << SECTOR_SHIFT;
 	u64 vc = off >> md->cluster_shift;
 	u64 in = off & ((1ull << md->cluster_shift) - 1);
+	u64 len = bio->bi_iter.bi_size, span;
 	u32 sb = in >> md->subblock_shift, run;
 	sector_t max;
 	struct src s;
 
 	run = cowchain_resolve(md, vc, sb, &s);
-	max = ((((u64)sb + run) << md->subblock_shift) - in) >> SECTOR_SHIFT;
+	span = (((u64)sb + run) << md->subblock_shift) - in;
+	if (span < len && sb + run == md->subblocks)
+		span += span_after(md, vc, &s, len - span);
+	max = min(span, len) >> SECTOR_SHIFT;
 	if (s.kind == SRC_BELOW && cc->base && sector < md->base_sectors)
 		max = min_t(sector_t, max, md->base_sectors - sector);
 	if (bio_sectors(bio) > max)
@@ -194,8 +251,13 @@ enum { W_REMAPPED, W_COPY_UP, W_NOMEM, W_BUSY, W_DONE };
 
 /*
  * Map a write.  In map() (worker == false) the bio is first cut to a piece
- * that one decision covers; the worker only gets pieces cut that way:
- * part of one sub-block, or whole sub-blocks.  It cannot cut them again,
+ * that one decision covers: an overwrite of the sub-blocks the top holds,
+ * as far as they go on contiguously on the top device, across clusters
+ * too (span_after); else part of one sub-block, or whole sub-blocks of one
+ * cluster (a first write, tracked in per_bio for that cluster only).  DM
+ * core no longer cuts bios at cluster boundaries (target.c), so this cut
+ * is the only one.  The worker only gets pieces cut that way: part of one
+ * sub-block, or whole sub-blocks of one cluster.  It cannot cut them again,
  * and what it sees may have changed since map() (a racing write made some
  * of the sub-blocks present): a bio of whole sub-blocks that the present
  * run does not cover is then written as a first write of all of them, so
@@ -211,7 +273,7 @@ static int map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
 	u64 in = off & ((1ull << md->cluster_shift) - 1);
 	u64 sbsize = 1ull << md->subblock_shift;
 	u32 sb = in >> md->subblock_shift, run, nfull;
-	u64 end = in + bio->bi_iter.bi_size, phys, present, zero;
+	u64 len = bio->bi_iter.bi_size, end = in + len, phys, present, zero, span;
 	struct cowchain_tent *t;
 
 	if (READ_ONCE(cc->mode) >= CM_READ_ONLY) {
@@ -219,13 +281,19 @@ static int map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
 		return W_DONE;
 	}
 	read_entry(md, vc, &phys, &present, &zero);
-	nfull = (in & (sbsize - 1)) ? 0 : (u32)((end - in) >> md->subblock_shift);
+	nfull = (in & (sbsize - 1)) ? 0 : (u32)(len >> md->subblock_shift);
 	if (present & (1ull << sb)) {
 		run = cowchain_run_of(present, sb, md->subblocks);
-		if (end <= ((u64)sb + run) << md->subblock_shift || !worker) {
-			if (end > ((u64)sb + run) << md->subblock_shift)
-				dm_accept_partial_bio(bio, ((((u64)sb + run) << md->subblock_shift)
-							    - in) >> SECTOR_SHIFT);
+		span = (((u64)sb + run) << md->subblock_shift) - in;
+		/* an overwrite goes on into the next clusters as a read would */
+		if (!worker && span < len && sb + run == md->subblocks) {
+			struct src s = { .kind = SRC_TOP, .phys = phys };
+
+			span += span_after(md, vc, &s, len - span);
+		}
+		if (len <= span || !worker) {
+			if (len > span)
+				dm_accept_partial_bio(bio, span >> SECTOR_SHIFT);
 			remap_to(bio, md->layers[0].dev, cowchain_phys_sector(md, phys, in));
 			return W_REMAPPED;
 		}
@@ -526,6 +594,14 @@ static int zero_range(struct cowchain_c *cc, u64 vc, u64 in, u64 len, bool wz)
 	return 0;
 }
 
+/*
+ * A discard or write-zeroes bio may span many clusters: DM core never cut
+ * these at the target's max_io_len (6.1 and 6.12 alike: only at the
+ * device's discard and write-zeroes limits), so it is zeroed cluster by
+ * cluster here.  A retry (-EAGAIN) starts the bio over and zeroes again
+ * the clusters it zeroed already (a write racing it on the same sectors
+ * is unordered with it anyway).
+ */
 static int process_zeroes(struct cowchain_c *cc, struct bio *bio)
 {
 	struct cowchain_md *md = &cc->md;

@@ -20,8 +20,11 @@
  *    its bitmaps), else in the resolved index (one binary search, whatever
  *    the depth), and remap to the top, an ancestor or the base, or
  *    zero-fill.  A bio is cut with dm_accept_partial_bio() where the
- *    answer changes, so every piece is one remap.
- *  - write over sub-blocks the top holds: remap in place.
+ *    answer changes, so every piece is one remap; where it does not (the
+ *    next cluster is served by the same device, at the next data
+ *    cluster), one remap spans several clusters.
+ *  - write over sub-blocks the top holds: remap in place, across clusters
+ *    as a read is.
  *  - first write of whole sub-blocks: give the vcluster a data cluster
  *    (in memory, under a short spinlock: two writers never allocate
  *    twice), remap, and set the present bits in end_io once the data is on
@@ -409,11 +412,11 @@ static int cowchain_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		r = -ENOMEM;
 		goto bad;
 	}
-	r = dm_set_target_max_io_len(ti, 1u << (cc->md.cluster_shift - SECTOR_SHIFT));
-	if (r) {
-		ti->error = "cannot set the maximum I/O length";
-		goto bad;
-	}
+	/*
+	 * No max_io_len: map() cuts a bio itself where its placement changes
+	 * (io.c), so a bio over contiguous clusters is remapped whole, as
+	 * dm-linear does.  The devices below split what exceeds their limits.
+	 */
 	cc->mode = cc->read_only ? CM_READ_ONLY : CM_WRITE;
 	cc->last_commit = jiffies;
 	ti->per_io_data_size = sizeof(struct per_bio);

@@ -108,7 +108,7 @@ PY
 	log "seed $seed: status was consistent; $(dmsetup ls | wc -l) devices left"
 done
 
-log "fio verify: random writes, a mix of sizes, iodepth 16"
+log "fio verify: random writes, a mix of sizes up to 1 MiB, iodepth 16"
 if command -v fio >/dev/null; then
 	d=$TEST_TMP/fio
 	mkdir -p "$d"
@@ -118,7 +118,7 @@ if command -v fio >/dev/null; then
 	dm_create cc-fio "$(chain_table "$d/top.cow" "$d/root.cow")"
 	fio --name=verify --filename=/dev/mapper/cc-fio --direct=1 --ioengine=libaio \
 		--verify_state_save=0 \
-		--iodepth=16 --rw=randwrite --bssplit=512/10:4k/40:8k/10:64k/30:128k/10 \
+		--iodepth=16 --rw=randwrite --bssplit=512/10:4k/35:8k/10:64k/25:128k/10:1m/10 \
 		--size=48M --verify=crc32c --do_verify=1 --verify_fatal=1 \
 		--output="$d/fio.out" || { cat "$d/fio.out"; fail "fio verify"; }
 	grep -E 'err=|WRITE:|READ:' "$d/fio.out" || true

@@ -3,6 +3,7 @@
 # (target check-extra) against the sanitizer build of the tool:
 #   tests/images/run.sh   the corrupt-image corpus (docs/check.md)
 #   tests/cli/run.sh      the CLI contract battery
+#   tests/cli/merge-race.sh  attach, merge, snapshot while a merge runs (paused)
 #   tests/crash/torn-run.sh  every metadata write torn at 512-byte boundaries
 #   tests/fuzz/run.sh     a short libFuzzer run (skipped visibly without clang)
 # Each prints one PASS/FAIL line per test (what tests/run-check.sh counts).
@@ -13,7 +14,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 export COWCHAIN=${COWCHAIN:-$here/../userspace/cowchain}
 p=0 f=0
-for t in images/run.sh cli/run.sh crash/torn-run.sh fuzz/run.sh; do
+for t in images/run.sh cli/run.sh cli/merge-race.sh crash/torn-run.sh fuzz/run.sh; do
 	[ -x "$here/$t" ] || continue
 	echo "== tests/$t"
 	log=$(mktemp)

@@ -4,6 +4,14 @@
  * either direction, offline and resumable (lib/merge.c).  This file only
  * parses options, prints the plan and the progress, and maps the result to
  * an exit code.
+ *
+ * Test hook (tests only, not a user interface): with
+ * COWCHAIN_TEST_MERGE_PAUSE=PATH in the environment, the merge stops after
+ * its first copy step (every file it changes is then marked MERGING and
+ * locked), creates PATH holding "PID DONE TOTAL" (bytes copied so far and
+ * in all), and waits until PATH is removed (at most 600 s) before going on.
+ * tests/cli/merge-race.sh and tests/guest/t-life-merge-race.sh use it to
+ * start other commands while a merge runs.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,6 +37,7 @@ static const struct cli_option options[] = {
 
 struct prog {
 	bool tty, json;
+	const char *pause;	/* COWCHAIN_TEST_MERGE_PAUSE, cleared once used */
 	struct timespec t0;
 	int last_pct;
 	const char *last_phase;
@@ -42,12 +51,34 @@ static double since(const struct timespec *t0)
 	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* The test hook (see the top of the file): announce, then wait. */
+static void test_pause(struct prog *g, const struct cowchain_progress *p)
+{
+	char tmp[4200];
+	FILE *f;
+	int i;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", g->pause);
+	f = fopen(tmp, "we");
+	if (!f)
+		return;
+	fprintf(f, "%ld %llu %llu\n", (long)getpid(), (unsigned long long)p->done,
+		(unsigned long long)p->total);
+	if (fclose(f) || rename(tmp, g->pause))
+		return;
+	for (i = 0; i < 60000 && !access(g->pause, F_OK); i++)
+		usleep(10000);
+	g->pause = NULL;
+}
+
 static void on_progress(void *ctx, const struct cowchain_progress *p)
 {
 	struct prog *g = ctx;
 	int pct = p->total ? (int)(p->done * 100 / p->total) : 100;
 	double s = since(&g->t0);
 
+	if (g->pause && !strcmp(p->phase, "copy"))
+		test_pause(g, p);
 	if (g->json) {
 		printf("{\"event\":\"progress\",\"phase\":\"%s\",\"done\":%llu,\"total\":%llu,\"seconds\":%.3f}\n",
 		       p->phase, (unsigned long long)p->done, (unsigned long long)p->total, s);
@@ -170,6 +201,9 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 	o.nsearch = search.n;
 	g.json = a->set[O_JSON];
 	g.tty = isatty(STDERR_FILENO);
+	g.pause = a->set[O_PLAN] ? NULL : getenv("COWCHAIN_TEST_MERGE_PAUSE");
+	if (g.pause && !*g.pause)
+		g.pause = NULL;
 	o.progress = on_progress;
 	o.progress_ctx = &g;
 	clock_gettime(CLOCK_MONOTONIC, &g.t0);

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include "internal.h"
 #include "lifecycle.h"
@@ -53,8 +54,14 @@ void cowchain_devset_free(struct cowchain_devset *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* The chain's files, top first, then the base. */
-static int resolve_chain(const char *top, struct cowchain_devset *s, struct cowchain_error *err)
+/*
+ * The chain's files, top first, then the base.  With refuse_merging, a
+ * layer marked MERGING is refused: a merge is running on it (between two of
+ * its steps it may hold no lock on that file) or was interrupted, and its
+ * files do not show one consistent disk until it ends.
+ */
+static int resolve_chain(const char *top, struct cowchain_devset *s, bool refuse_merging,
+			 struct cowchain_error *err)
 {
 	struct cowchain_chain *c;
 	const char *base;
@@ -82,6 +89,12 @@ static int resolve_chain(const char *top, struct cowchain_devset *s, struct cowc
 	for (i = 0; i < s->nlayers; i++)
 		if (!(s->files[i] = strdup(cowchain_layer_path(cowchain_chain_layer(c, i)))))
 			r = cc_fail(err, -ENOMEM, "out of memory");
+	for (i = 0; !r && refuse_merging && i < s->nlayers; i++)
+		if (cowchain_layer_sb(cowchain_chain_layer(c, i))->flags & COWCHAIN_SB_MERGING)
+			r = cc_fail(err, -EBUSY,
+				    "cannot attach '%s': '%s' is being merged (a merge is running on it, "
+				    "or was interrupted: 'cowchain merge %s' finishes it)",
+				    top, s->files[i], s->files[i]);
 	if (base && !(s->files[s->nlayers] = strdup(base)))
 		r = cc_fail(err, -ENOMEM, "out of memory");
 out:
@@ -126,7 +139,7 @@ int cowchain_table_find(const char *top, const struct cowchain_table_opts *o,
 	int k, r;
 
 	memset(s, 0, sizeof(*s));
-	r = resolve_chain(top, s, err);
+	r = resolve_chain(top, s, false, err);
 	if (r)
 		goto fail;
 	s->read_only = o->read_only;
@@ -171,9 +184,90 @@ fail:
 	return r;
 }
 
+/*
+ * Attach against offline work on the same files (a merge, compact, a check
+ * that repairs, `cowchain write`): each of those holds an exclusive flock on
+ * every file it changes, and a merge or compact refuses, once it holds it, a
+ * file that is attached (COWCHAIN_OPEN_UNATTACHED).  Attach takes a shared
+ * flock on every layer before it sets up any loop or dm device, refuses a
+ * layer marked MERGING once it holds them, and keeps them until the device
+ * holds the layers.  So either the attach is refused, leaving nothing behind,
+ * or the offline work sees the attached files and refuses.  fds[i] is -1 or
+ * the locked descriptor of s->files[i].
+ */
+static int lock_layer(const char *top, const char *f, int *fd, struct cowchain_error *err)
+{
+	*fd = open(f, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return cc_fail(err, -errno, "cannot attach '%s': cannot open '%s': %s", top, f,
+			       strerror(errno));
+	if (!flock(*fd, LOCK_SH | LOCK_NB))
+		return 0;
+	if (errno == EWOULDBLOCK)
+		return cc_fail(err, -EBUSY,
+			       "cannot attach '%s': '%s' is locked by another cowchain process "
+			       "(a merge, a repair or a write is running on it)", top, f);
+	return cc_fail(err, -errno, "cannot attach '%s': cannot lock '%s': %s", top, f,
+		       strerror(errno));
+}
+
+static void unlock_chain(int *fds, u32 n)
+{
+	u32 i;
+
+	for (i = 0; fds && i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+}
+
+/*
+ * Resolve the chain, lock its layers, resolve it again under the locks
+ * (refusing MERGING layers) and check it is still made of the same files: a
+ * merge that ended between the two changed it.
+ */
+static int lock_chain(const char *top, struct cowchain_devset *s, int **fdsp,
+		      struct cowchain_error *err)
+{
+	struct cowchain_devset first;
+	int *fds;
+	u32 i;
+	int r;
+
+	*fdsp = NULL;
+	r = resolve_chain(top, &first, false, err);
+	if (r)
+		return r;
+	fds = malloc(first.nlayers * sizeof(*fds));
+	if (!fds) {
+		cowchain_devset_free(&first);
+		return cc_fail(err, -ENOMEM, "out of memory");
+	}
+	for (i = 0; i < first.nlayers; i++)
+		fds[i] = -1;
+	for (i = 0; !r && i < first.nlayers; i++)
+		r = lock_layer(top, first.files[i], &fds[i], err);
+	if (!r)
+		r = resolve_chain(top, s, true, err);
+	for (i = 0; !r && i < first.nlayers; i++)
+		if (s->nlayers != first.nlayers || !same_file(s->files[i], first.files[i]))
+			r = cc_fail(err, -EAGAIN,
+				    "cannot attach '%s': its chain changed while attaching "
+				    "(a merge ended?); try again", top);
+	if (r) {
+		unlock_chain(fds, first.nlayers);
+		cowchain_devset_free(s);
+	} else {
+		*fdsp = fds;
+	}
+	cowchain_devset_free(&first);
+	return r;
+}
+
 int cowchain_attach(const char *name, const char *top, bool read_only,
 		    struct cowchain_devset *s, struct cowchain_error *err)
 {
+	int *fds = NULL;
 	struct cowchain_dm_info di;
 	struct cowchain_users u;
 	struct cowchain_layer *l;
@@ -219,14 +313,19 @@ int cowchain_attach(const char *name, const char *top, bool read_only,
 				       top, u.loops, u.ndms ? " used by device " : "",
 				       u.ndms ? u.dms : "");
 	}
-	if ((flags & COWCHAIN_SB_AUTORESET) && !(flags & COWCHAIN_SB_SEALED)) {
-		r = cowchain_layer_reset(top, err);
-		if (r)
-			return r;
-	}
-	r = resolve_chain(top, s, err);
+	r = lock_chain(top, s, &fds, err);
 	if (r)
-		goto fail;
+		return r;
+	if ((flags & COWCHAIN_SB_AUTORESET) && !(flags & COWCHAIN_SB_SEALED)) {
+		/* the reset takes the top's exclusive lock: let ours go meanwhile */
+		close(fds[0]);
+		fds[0] = -1;
+		r = cowchain_layer_reset(top, err);
+		if (!r)
+			r = lock_layer(top, s->files[0], &fds[0], err);
+		if (r)
+			goto fail;
+	}
 	s->top_flags = flags;
 	s->top_reset = (flags & COWCHAIN_SB_AUTORESET) && !(flags & COWCHAIN_SB_SEALED);
 	s->read_only = read_only;
@@ -242,11 +341,13 @@ int cowchain_attach(const char *name, const char *top, bool read_only,
 		r = cowchain_dm_create(name, s->sectors, s->params, read_only, err);
 	if (r)
 		goto fail;
-	/* the device holds the loop devices now */
+	/* the device holds the loop devices now, and so the layers */
 	for (i = 0; i < s->n; i++)
 		cowchain_loop_release(&s->loops[i]);
+	unlock_chain(fds, s->nlayers);
 	return 0;
 fail:
+	unlock_chain(fds, s->nlayers);
 	cowchain_devset_free(s);
 	return r;
 }

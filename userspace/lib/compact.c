@@ -78,9 +78,7 @@ int cowchain_compact(const char *path, struct cowchain_compact_result *res,
 	int r;
 
 	memset(res, 0, sizeof(*res));
-	r = cowchain_check_unattached(path, err);
-	if (!r)
-		r = cowchain_layer_open(path, COWCHAIN_OPEN_NOBUMP, &l, err);
+	r = cowchain_layer_open(path, COWCHAIN_OPEN_NOBUMP | COWCHAIN_OPEN_UNATTACHED, &l, err);
 	if (r)
 		return r;
 	cs = l->sb.cluster_shift;

@@ -60,6 +60,12 @@ int cowchain_create(const char *path, const struct cowchain_create_opts *opts,
 /* Writable, never bumps generation, allowed on SEALED and MERGING layers:
  * for the merge code only (lib/merge.c), which keeps every view unchanged. */
 #define COWCHAIN_OPEN_MERGE	(1u << 2)
+/* With a writable mode, for offline work: once the lock is held (and before
+ * the journal is replayed) refuse a file attached to a loop device or held
+ * by a device (-EBUSY).  Checking after the lock closes the race with an
+ * attach, which holds a shared lock on every layer until its device holds
+ * them (lib/attach.c). */
+#define COWCHAIN_OPEN_UNATTACHED	(1u << 3)
 
 /*
  * Open a layer: pick the superblock (FORMAT.md 4), replay the journal (7;

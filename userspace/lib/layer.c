@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include "internal.h"
+#include "merge.h"
 
 static void layer_free(struct cowchain_layer *l)
 {
@@ -178,6 +179,11 @@ int cowchain_layer_open(const char *path, unsigned flags,
 			? cc_failf(err, -EBUSY, path, "in use by another writer")
 			: cc_fail(err, -errno, "cannot lock '%s': %s", path, strerror(errno));
 		goto fail;
+	}
+	if (l->writable && (flags & COWCHAIN_OPEN_UNATTACHED)) {
+		r = cowchain_check_unattached(path, err);
+		if (r)
+			goto fail;
 	}
 	l->dev_blocks = size >> COWCHAIN_BLOCK_SHIFT;
 	r = read_superblock(l, err);

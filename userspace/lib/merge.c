@@ -147,11 +147,14 @@ static int set_merge(struct cowchain_layer *l, u32 state, const u8 *peer, u64 cu
 	return cc_sb_write(l, err);
 }
 
+/*
+ * The lock first, then the check that nothing has the file attached: an
+ * attach holds a shared lock on every layer until its device holds them, so
+ * either it is refused by our lock or we see its loop device.
+ */
 static int open_merge(const char *path, struct cowchain_layer **l, struct cowchain_error *err)
 {
-	int r = cowchain_check_unattached(path, err);
-
-	return r ? r : cowchain_layer_open(path, COWCHAIN_OPEN_MERGE, l, err);
+	return cowchain_layer_open(path, COWCHAIN_OPEN_MERGE | COWCHAIN_OPEN_UNATTACHED, l, err);
 }
 
 

@@ -1,0 +1,218 @@
+#!/bin/bash
+# Commands that start while an offline merge runs (issue 7), on the host:
+# no kernel is needed, because every refusal must come before any loop or
+# device-mapper work.  The merge is stopped after its first copy step by
+# the tool's test hook (COWCHAIN_TEST_MERGE_PAUSE, userspace/cli/cmd_merge.c):
+# its files are then marked MERGING and locked.  For a merge into the
+# parent (mid into root, chain root <- mid <- top) and one into the
+# children (mid into top and top2), while the merge waits:
+#   - `attach` of the top, and --read-only of every file the merge changes,
+#     is refused (status 1) with a message naming the merged file; it left
+#     no loop device on any of the files and no device-mapper device
+#     (attach runs as an unprivileged user on the host, so a regression
+#     cannot set up a loop device of the host: it would fail differently);
+#   - a second merge of the same layer and a merge of its neighbour are
+#     refused;
+#   - `snapshot` (offline) of every file the merge changes is refused and
+#     creates no file;
+#   - none of the chain's files changed (sha256) through the refusals.
+# Then the merge finishes (status 0, copied all it planned), the chain is the
+# expected one, the library reads the same virtual disk as before
+# (sha256 of `cowchain read`), `check --chain` is clean and no lock is held
+# (flock -n -x on every file).  Last, a shared lock held by another process
+# (what attach holds while it sets up) makes a merge refuse.
+#
+# tests/guest/t-life-merge-race.sh does the same with a real attach.
+#
+#   tests/cli/merge-race.sh        (COWCHAIN= the tool, default userspace/cowchain)
+#
+# One "PASS merge-race/..." or "FAIL merge-race/..." line per check.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+COWCHAIN=${COWCHAIN:-$top/userspace/cowchain}
+work=$(mktemp -d /tmp/cowchain-merge-race.XXXXXX)
+chmod 755 "$work"
+mpid=
+cleanup() {
+	rm -f "$work/pause"
+	[ -n "$mpid" ] && wait "$mpid" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work" || exit 2
+pass=0 fail=0
+result() {	# result NAME OK [details...]
+	if [ "$2" = 1 ]; then
+		pass=$((pass + 1)); echo "PASS merge-race/$1"
+	else
+		fail=$((fail + 1)); local n=$1; shift 2; echo "FAIL merge-race/$n: $*"
+	fi
+}
+cc() { "$COWCHAIN" "$@"; }
+# unprivileged, for attach (see above); files are world-readable
+nobody=()
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+fi
+size=$((64 << 20))
+sums() { sha256sum -- *.cow 2>/dev/null; }
+lib_sum() { cc read "$1" --offset 0 --length "$size" | sha256sum | cut -d' ' -f1; }
+# loops_on: loop devices whose backing file is one of ours
+loops_on() {
+	local b
+	for b in /sys/block/loop*/loop/backing_file; do
+		[ -r "$b" ] || continue
+		case $(cat "$b") in "$work"/*) echo "${b%/loop/backing_file}" ;; esac
+	done
+}
+dm_left() { command -v dmsetup >/dev/null && dmsetup info race >/dev/null 2>&1; }
+
+# refused WHAT PATTERN CMD...: CMD fails with status 1 and a message
+# matching PATTERN, leaves no loop device and no dm device behind
+refused() {
+	local what=$1 pat=$2 st err
+	shift 2
+	"$@" > out 2> err; st=$?; err=$(cat err)
+	if [ "$st" != 1 ]; then
+		result "$what" 0 "status $st (want 1): $err"
+	elif ! grep -Eq "$pat" err; then
+		result "$what" 0 "message '$err' does not match '$pat'"
+	elif [ -n "$(loops_on)" ]; then
+		result "$what" 0 "left a loop device: $(loops_on)"
+	elif dm_left; then
+		result "$what" 0 "left the dm device 'race'"
+	else
+		result "$what" 1
+	fi
+}
+
+# race NAME MERGE-ARGS...: build the chain, pause a merge, try the others;
+# the merge changes mid and root (into the parent), or mid and its children
+race() {
+	local name=$1 before sum0 sum2 st info f changed=(mid root)
+	shift
+	[ "$name" = children ] && changed=(mid top top2)
+	rm -f ./*.cow
+	if ! { cc create root.cow --size 64M &&
+		cc write root.cow --offset 0 --pattern 0x11 --length 8M &&
+		cc write root.cow --offset 40M --pattern 0x12 --length 4M &&
+		cc create mid.cow --parent root.cow &&
+		cc write mid.cow --offset 1M --pattern 0x21 --length 6M &&
+		cc write mid.cow --offset 30M --zero --length 12M &&
+		cc create top.cow --parent mid.cow &&
+		cc write top.cow --offset 2M --pattern 0x31 --length 1M; } > /dev/null; then
+		result "$name/setup" 0 "cannot build the chain"
+		return
+	fi
+	if [ "$name" = children ] && ! { cc create top2.cow --parent mid.cow &&
+		cc write top2.cow --offset 5M --pattern 0x41 --length 512K; } > /dev/null; then
+		result "$name/setup" 0 "cannot make the second child"
+		return
+	fi
+	chmod 666 ./*.cow	# attach runs unprivileged and opens a leaf read-write
+	sum0=$(lib_sum top.cow)
+	[ "$name" = children ] && sum2=$(lib_sum top2.cow)
+
+	rm -f pause
+	COWCHAIN_TEST_MERGE_PAUSE=$work/pause cc merge --batch 256K "$@" > merge.out 2>&1 &
+	mpid=$!
+	for ((i = 0; i < 3000; i++)); do [ -e pause ] && break; sleep 0.01; done
+	if [ ! -e pause ]; then
+		result "$name/paused" 0 "the merge did not reach its pause: $(cat merge.out)"
+		wait "$mpid"; mpid=
+		return
+	fi
+	read -r _ ndone total < pause
+	if ((ndone > 0 && ndone < total)); then
+		result "$name/paused" 1
+	else
+		result "$name/paused" 0 "paused after $ndone of $total bytes (want part of it)"
+	fi
+	before=$(sums)
+	info=$(cc info mid.cow) || true
+	if echo "$info" | grep -qi merg; then
+		result "$name/marked" 1
+	else
+		result "$name/marked" 0 "mid.cow does not say it is merging: $info"
+	fi
+
+	# the leaves read-write, every file the merge changes read-only
+	for f in top top2; do
+		[ -e "$f.cow" ] || continue
+		refused "$name/attach-$f" "^cowchain: cannot attach '$f\.cow': .*(mid|$f)\.cow.*merge" \
+			"${nobody[@]}" "$COWCHAIN" attach race "$f.cow"
+	done
+	for f in "${changed[@]}"; do
+		refused "$name/attach-$f-ro" "^cowchain: cannot attach '$f\.cow': .*$f\.cow.*merge" \
+			"${nobody[@]}" "$COWCHAIN" attach race "$f.cow" --read-only
+	done
+	refused "$name/merge-again" "^cowchain: .*mid\.cow.*(merge|in use)" \
+		"$COWCHAIN" merge "$@"
+	refused "$name/merge-top" "^cowchain: .*(mid|top)\.cow.*(merge|in use)" \
+		"$COWCHAIN" merge --direction parent top.cow
+	for f in "${changed[@]}"; do
+		refused "$name/snapshot-$f" "^cowchain: cannot snapshot '$f\.cow': .*$f\.cow.*(merge|in use)" \
+			"$COWCHAIN" snapshot "$f.cow" "new-$f.cow"
+		if [ -e "new-$f.cow" ]; then
+			result "$name/snapshot-$f-nofile" 0 "the refused snapshot left new-$f.cow"
+			rm -f "new-$f.cow"
+		fi
+	done
+	if [ "$before" = "$(sums)" ]; then
+		result "$name/untouched" 1
+	else
+		result "$name/untouched" 0 "the refused commands changed a file"
+	fi
+
+	rm -f pause
+	wait "$mpid"; st=$?; mpid=
+	if [ "$st" = 0 ]; then
+		result "$name/merge-done" 1
+	else
+		result "$name/merge-done" 0 "status $st: $(cat merge.out)"
+		return
+	fi
+	if [ ! -e mid.cow ] && [ -e root.cow ] && [ -e top.cow ]; then
+		result "$name/chain" 1
+	else
+		result "$name/chain" 0 "files left: $(echo ./*.cow)"
+	fi
+	if [ "$(lib_sum top.cow)" = "$sum0" ] &&
+		{ [ "$name" != children ] || [ "$(lib_sum top2.cow)" = "$sum2" ]; }; then
+		result "$name/same-disk" 1
+	else
+		result "$name/same-disk" 0 "the library reads another disk after the merge"
+	fi
+	for f in top.cow top2.cow; do
+		[ -e "$f" ] || continue
+		if cc check --chain "$f" > check.out 2>&1; then
+			result "$name/check-$f" 1
+		else
+			result "$name/check-$f" 0 "$(cat check.out)"
+		fi
+	done
+	for f in ./*.cow; do
+		if ! flock -n -x "$f" true; then
+			result "$name/unlocked" 0 "$f is still locked"
+			return
+		fi
+	done
+	result "$name/unlocked" 1
+}
+
+race parent --direction parent mid.cow
+race children --into-children mid.cow
+
+# what attach holds while it sets up: a shared lock on every file
+cc create a.cow --size 16M > /dev/null && cc write a.cow --offset 0 --pattern 1 --length 1M > /dev/null &&
+	cc create b.cow --parent a.cow > /dev/null && cc write b.cow --offset 0 --pattern 2 --length 64K > /dev/null &&
+	cc create c.cow --parent b.cow > /dev/null
+exec {lk}< b.cow
+flock -s "$lk"
+refused shared-lock "^cowchain: .*b\.cow.*in use" "$COWCHAIN" merge --direction parent b.cow {lk}<&-
+exec {lk}<&-
+if [ -e b.cow ]; then result shared-lock-kept 1; else result shared-lock-kept 0 "b.cow was merged away"; fi
+
+echo "merge-race: $pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,132 @@
+#!/bin/bash
+# Attach, merge and snapshot while an offline merge runs (issue 7), with a
+# real attach (tests/cli/merge-race.sh does the refusals on the host, for
+# both merge directions and two children).  The merge (mid into root;
+# chain root <- mid <- top) is stopped after its first copy step
+# by the tool's test hook COWCHAIN_TEST_MERGE_PAUSE (userspace/cli/cmd_merge.c):
+# mid and root are then marked MERGING and locked.  While it waits:
+#   - `cowchain attach` of top, and --read-only of mid and root,
+#     are refused (status 1) with a message naming the merged file, and
+#     leave no loop device on any of the files and no dm device;
+#   - a second merge and `snapshot` of mid and root are refused and change
+#     no file (sha256 of every file before and after);
+#   - a table made by hand over loop devices (past the tool's lock) is
+#     refused by the target: "a layer of the chain is being merged".
+# Then the merge ends (status 0), no file is locked (flock -n -x), the
+# chain is root <- top; attach of top succeeds, the device reads what
+# the library read before the merge (sha256), and after detach
+# `check --chain` is clean and no loop device is left.
+# shellcheck source=tests/guest/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/guest/cc-lib.sh
+. "$(dirname "$0")/cc-lib.sh"
+require_cmd flock sha256sum
+
+d=$TEST_TMP/img
+mkdir -p "$d"
+cd "$d"
+size=$((16 << 20))
+pause=$TEST_TMP/pause
+mpid=
+stop_merge() {
+	rm -f "$pause"
+	[ -z "$mpid" ] || wait "$mpid" 2>/dev/null || true
+}
+on_exit stop_merge
+cc_detach() { "$CC" detach "$1" 2>/dev/null || dm_remove "$1"; }
+lib_sum() { "$CC" read "$1" --offset 0 --length "$size" | sha256sum | cut -d' ' -f1; }
+files_sum() { sha256sum -- *.cow; }
+loops_on() { losetup -a | grep -F "$d/" || true; }
+# nothing_left WHAT: no loop device on our files, no dm device "vm"
+nothing_left() {
+	[ -z "$(loops_on)" ] || fail "$1: left loop devices: $(loops_on)"
+	! dm_exists vm || fail "$1: left the device 'vm'"
+}
+# refused WHAT PATTERN CMD...: status 1, the message, nothing left
+refused() {
+	local what=$1 pat=$2 rc=0
+	shift 2
+	ASSERT_ERR=$("$@" 2>&1 >/dev/null) || rc=$?
+	assert_eq 1 "$rc" "$what: exit status ($ASSERT_ERR)"
+	echo "$ASSERT_ERR" | grep -Eq "$pat" || fail "$what: message '$ASSERT_ERR' does not match '$pat'"
+	nothing_left "$what"
+	log "$what: refused: $ASSERT_ERR"
+}
+
+log "chain root <- mid <- top"
+"$CC" create root.cow --size 16M >/dev/null || fail "create root"
+"$CC" write root.cow --offset 0 --pattern 0x11 --length 2M >/dev/null || fail "write root"
+"$CC" create mid.cow --parent root.cow >/dev/null || fail "create mid"
+"$CC" write mid.cow --offset 1M --pattern 0x21 --length 2M >/dev/null || fail "write mid"
+"$CC" write mid.cow --offset 10M --zero --length 2M >/dev/null || fail "zero mid"
+"$CC" create top.cow --parent mid.cow >/dev/null || fail "create top"
+"$CC" write top.cow --offset 2M --pattern 0x31 --length 512K >/dev/null || fail "write top"
+want=$(lib_sum top.cow)
+
+log "merge mid into root, paused after its first step"
+COWCHAIN_TEST_MERGE_PAUSE=$pause "$CC" merge --direction parent --batch 256K mid.cow \
+	> "$TEST_TMP/merge.out" 2>&1 &
+mpid=$!
+for ((i = 0; i < 600; i++)); do
+	[ -e "$pause" ] && break
+	kill -0 "$mpid" 2>/dev/null || break
+	sleep 0.05
+done
+[ -e "$pause" ] || fail "the merge did not pause: $(cat "$TEST_TMP/merge.out")"
+read -r _ ndone total < "$pause"
+((ndone > 0 && ndone < total)) || fail "paused after $ndone of $total bytes: not in the middle"
+log "paused after $ndone of $total bytes"
+before=$(files_sum)
+nothing_left "paused"
+
+refused "attach top" "^cowchain: cannot attach 'top\.cow': .*mid\.cow.*merge" "$CC" attach vm top.cow
+for f in mid root; do
+	refused "attach $f read-only" "^cowchain: cannot attach '$f\.cow': .*$f\.cow.*merge" \
+		"$CC" attach vm "$f.cow" --read-only
+	refused "snapshot $f" "^cowchain: cannot snapshot '$f\.cow': .*$f\.cow.*(merge|in use)" \
+		"$CC" snapshot "$f.cow" "new-$f.cow"
+	[ ! -e "new-$f.cow" ] || fail "the refused snapshot of $f left new-$f.cow"
+done
+refused "second merge" "^cowchain: .*mid\.cow.*(merge|in use)" "$CC" merge --direction parent mid.cow
+refused "merge of top" "^cowchain: .*(mid|top)\.cow.*(merge|in use)" "$CC" merge --direction parent top.cow
+
+log "past the tool: the target refuses the merging chain"
+loops=()
+for f in top mid root; do
+	if [ $f = top ]; then l=$(losetup -f --show "$f.cow"); else l=$(losetup -f --show --read-only "$f.cow"); fi ||
+		fail "losetup $f.cow"
+	loops+=("$l")
+done
+if dmsetup create vm --table "0 $((size / 512)) cowchain ${loops[0]} 2 ${loops[1]} ${loops[2]} -" \
+	2> "$TEST_TMP/dm.err"; then
+	dm_remove vm
+	fail "the target took a merging chain"
+fi
+dmesg | tail -n 20 | grep -q "a layer of the chain is being merged" ||
+	fail "the target's refusal does not say why: $(cat "$TEST_TMP/dm.err"); dmesg: $(dmesg | tail -n 5)"
+for l in "${loops[@]}"; do losetup -d "$l" || fail "losetup -d $l"; done
+nothing_left "the table by hand"
+assert_eq "$before" "$(files_sum)" "the files after the refusals"
+
+log "the merge goes on"
+rm -f "$pause"
+rc=0
+wait "$mpid" || rc=$?
+mpid=
+assert_eq 0 "$rc" "the merge's status ($(cat "$TEST_TMP/merge.out"))"
+for f in *.cow; do
+	flock -n -x "$f" true || fail "$f is still locked after the merge"
+done
+[ ! -e mid.cow ] || fail "mid.cow is still there"
+"$CC" info top.cow | grep -q "^parent: *root\.cow " || fail "top is not a child of root: $("$CC" info top.cow)"
+
+log "attach after the merge"
+dev=$("$CC" attach vm top.cow) || fail "attach after the merge"
+on_exit cc_detach vm
+assert_eq "$want" "$(dd if="$dev" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1)" \
+	"the device after the merge vs the library before it"
+"$CC" detach vm || fail "detach"
+"$CC" check --chain top.cow > "$TEST_TMP/check.out" 2>&1 ||
+	fail "check --chain top.cow: $(cat "$TEST_TMP/check.out")"
+nothing_left "after detach"
+log "ok in ${SECONDS}s"

@@ -98,42 +98,37 @@ struct cowchain_tent *__cowchain_md_get_entry(struct cowchain_md *md, u64 vc, gf
 	int r;
 
 	for (;;) {
+		/* under alloc_lock the slot cannot be packed or unpacked */
+		spin_lock(&md->alloc_lock);
 		e = xa_load(&md->entries, vc);
-		if (e) {
-			spin_lock(&md->alloc_lock);
-			/* under alloc_lock the slot cannot be packed or unpacked */
-			e = xa_load(&md->entries, vc);
-			if (e && !xa_is_value(e))
-				break;
-			if (e && t) {
-				e = unpack_entry(md, vc, e, t);
-				t = NULL;
-				break;
-			}
-			spin_unlock(&md->alloc_lock);
-			if (e) {
-				/* a packed full cluster: a tent to unpack it into */
-				t = COWCHAIN_ALLOC(kmem_cache_zalloc(cowchain_tent_cache,
-								     gfp | __GFP_NOWARN));
-				if (!t)
-					return ERR_PTR(-ENOMEM);
-			}
-			continue;
+		if (e && !xa_is_value(e))
+			break;
+		if (e && t) {
+			e = unpack_entry(md, vc, e, t);
+			t = NULL;
+			break;
 		}
+		spin_unlock(&md->alloc_lock);
+		/* a new entry, or a tent to unpack a packed full cluster into */
 		if (!t) {
 			t = COWCHAIN_ALLOC(kmem_cache_zalloc(cowchain_tent_cache,
 							     gfp | __GFP_NOWARN));
 			if (!t)
 				return ERR_PTR(-ENOMEM);
 		}
+		if (e)
+			continue;
 		atomic_set(&t->inflight, 0);
 		r = cowchain_fail_alloc() ? -ENOMEM :
 			xa_insert_irq(&md->entries, vc, t, gfp | __GFP_NOWARN);
 		if (!r) {
+			/*
+			 * Entries are never erased, and one without a data
+			 * cluster is never packed: the slot still holds it.
+			 */
 			spin_lock(&md->alloc_lock);
 			e = t;
 			t = NULL;
-			/* entries are never erased: the slot still holds it */
 			break;
 		}
 		if (r != -EBUSY) {

@@ -539,6 +539,49 @@ unwind:
 	return r;
 }
 
+/* Has every bio counted into epoch e (cowchain_md_io_begin) ended? */
+static bool io_epoch_idle(struct cowchain_md *md, unsigned int e)
+{
+	unsigned long begun = 0, ended = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		ended += READ_ONCE(per_cpu_ptr(md->ioc, cpu)->ended[e]);
+	/* a bio counted as ended above is counted as begun below */
+	smp_mb();
+	for_each_possible_cpu(cpu)
+		begun += READ_ONCE(per_cpu_ptr(md->ioc, cpu)->begun[e]);
+	return begun == ended;
+}
+
+/*
+ * Wait until every read or overwrite that may have looked up a cluster of
+ * the top before the worker freed it has ended, so that recycling the
+ * cluster cannot let such a bio read another vcluster's new data, or
+ * write its own over it.  It may wait for the top device's I/O, as the
+ * commit's own writes do.
+ *
+ * Each epoch in turn: switch new bios to the other one, then wait for
+ * this one's count to drain.  Both are waited for because a bio may read
+ * the epoch just before a switch and count itself just after it.  A bio
+ * missed by a sum was counted after the barrier that follows the frees,
+ * so its lookup saw the cluster freed (cowchain_md_io_begin).
+ */
+static void drain_io(struct cowchain_md *md)
+{
+	unsigned int k, e;
+
+	for (k = 0; k < 2; k++) {
+		e = md->ioc_epoch & 1;
+		smp_mb();	/* the frees before the switch */
+		WRITE_ONCE(md->ioc_epoch, md->ioc_epoch + 1);
+		WRITE_ONCE(md->ioc_waiting, true);
+		smp_mb();	/* ioc_waiting before the sums: pairs with io_end */
+		wait_event(md->ioc_wait, io_epoch_idle(md, e));
+		WRITE_ONCE(md->ioc_waiting, false);
+	}
+}
+
 /*
  * Pass the discard of clusters whose free was just committed down to the
  * top device, so that a layer file gets its space back.  Only now: before
@@ -690,7 +733,12 @@ static int __commit(struct cowchain_md *md)
 	md->commits++;
 	xa_destroy(&md->dirty_meta);
 freed:
-	/* 5. clusters freed before this commit are free on disk now */
+	/*
+	 * 5. clusters freed before this commit are free on disk now; once
+	 * no bio uses them, discard them and hand them out again
+	 */
+	if (md->n_pending)
+		drain_io(md);
 	discard_freed(md);
 	spin_lock(&md->alloc_lock);
 	while (md->n_pending && md->n_recycled < md->cap_recycled) {

@@ -205,8 +205,14 @@ static int map_read(struct cowchain_c *cc, struct bio *bio)
 	u32 sb = in >> md->subblock_shift, run;
 	sector_t max;
 	struct src s;
+	u8 e;
 
+	e = cowchain_md_io_begin(md);
 	run = cowchain_resolve(md, vc, sb, &s);
+	if (s.kind == SRC_TOP)
+		pb_of(bio)->ioc = e;
+	else
+		cowchain_md_io_end(md, e);	/* ancestors are never freed */
 	span = (((u64)sb + run) << md->subblock_shift) - in;
 	if (span < len && sb + run == md->subblocks)
 		span += span_after(md, vc, &s, len - span);
@@ -263,7 +269,7 @@ enum { W_REMAPPED, W_COPY_UP, W_NOMEM, W_BUSY, W_DONE };
  * run does not cover is then written as a first write of all of them, so
  * every sub-block it writes gets its present bit.
  */
-static int map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
+static int __map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
 {
 	struct cowchain_md *md = &cc->md;
 	struct per_bio *pb = pb_of(bio);
@@ -341,6 +347,26 @@ static int map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
 	return W_REMAPPED;
 }
 
+/*
+ * A remapped write stays counted in its I/O epoch until end_io: an
+ * overwrite holds no tent, so only the count keeps a discard's freed
+ * cluster from being handed out under it (cowchain_md_io_begin).  Any
+ * other outcome ends the count at once: a deferred bio may wait for a
+ * commit, which waits for the counted bios.
+ */
+static int map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
+{
+	struct cowchain_md *md = &cc->md;
+	u8 e = cowchain_md_io_begin(md);
+	int r = __map_write(cc, bio, worker);
+
+	if (r == W_REMAPPED)
+		pb_of(bio)->ioc = e;
+	else
+		cowchain_md_io_end(md, e);
+	return r;
+}
+
 /*----------------------------------------------------------------
  * Target: map and end_io
  *--------------------------------------------------------------*/
@@ -351,6 +377,7 @@ int cowchain_map(struct dm_target *ti, struct bio *bio)
 	struct per_bio *pb = pb_of(bio);
 
 	pb->t = NULL;
+	pb->ioc = -1;
 	pb->commit_before_end = false;
 	pb->nomem = false;
 	if (READ_ONCE(cc->mode) == CM_FAIL)
@@ -417,6 +444,10 @@ int cowchain_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	struct per_bio *pb = pb_of(bio);
 	struct cowchain_tent *t = pb->t;
 
+	if (pb->ioc >= 0) {
+		cowchain_md_io_end(&cc->md, pb->ioc);
+		pb->ioc = -1;
+	}
 	if (!t)
 		return DM_ENDIO_DONE;
 	pb->t = NULL;

@@ -436,6 +436,7 @@ int cowchain_md_open(struct cowchain_md *md, const struct cowchain_open_args *a,
 	xa_init_flags(&md->entries, XA_FLAGS_LOCK_IRQ);
 	xa_init(&md->maps);
 	xa_init(&md->dirty_meta);
+	init_waitqueue_head(&md->ioc_wait);
 	md->writable = a->writable;
 	md->base = a->base;
 	md->table_len = a->table_len;
@@ -444,7 +445,8 @@ int cowchain_md_open(struct cowchain_md *md, const struct cowchain_open_args *a,
 
 	md->blockbuf = COWCHAIN_ALLOC(kmalloc(COWCHAIN_BLOCK_SIZE, GFP_KERNEL));
 	md->layers = COWCHAIN_ALLOC(kvcalloc(a->ndevs, sizeof(*md->layers), GFP_KERNEL));
-	if (!md->blockbuf || !md->layers) {
+	md->ioc = COWCHAIN_ALLOC(alloc_percpu(struct cowchain_iocount));
+	if (!md->blockbuf || !md->layers || !md->ioc) {
 		*error = "cannot allocate layers";
 		return -ENOMEM;
 	}
@@ -570,6 +572,7 @@ void cowchain_md_close(struct cowchain_md *md)
 	kvfree(md->roots);
 	kvfree(md->layers);
 	kfree(md->blockbuf);
+	free_percpu(md->ioc);
 	if (md->io)
 		dm_io_client_destroy(md->io);
 	memset(md, 0, sizeof(*md));

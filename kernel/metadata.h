@@ -18,6 +18,8 @@
  *                readers (map) never block and retry; writers are end_io
  *                and the worker (irq-safe).
  *   entries' own xa_lock (irq-safe): the dirty mark.
+ * And no lock: ioc, per-CPU counts of the bios map() sent to the top's
+ * data clusters, which a commit drains before it recycles freed clusters.
  */
 #ifndef DM_COWCHAIN_METADATA_H
 #define DM_COWCHAIN_METADATA_H
@@ -25,8 +27,10 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-io.h>
 #include <linux/mutex.h>
+#include <linux/percpu.h>
 #include <linux/seqlock.h>
 #include <linux/spinlock.h>
+#include <linux/wait.h>
 #include <linux/xarray.h>
 #include "format.h"
 #include "index.h"
@@ -77,6 +81,11 @@ struct cowchain_extent {
 	u64 start, len;
 };
 
+/* Per CPU: bios counted into each of the two I/O epochs, and ended. */
+struct cowchain_iocount {
+	unsigned long begun[2], ended[2];
+};
+
 struct cowchain_md {
 	struct dm_io_client *io;
 	unsigned int nlayers;		/* top + ancestors */
@@ -107,6 +116,16 @@ struct cowchain_md {
 	u64 n_recycled, cap_recycled;
 	u64 *pending_free;		/* freed, reusable after next commit */
 	u64 n_pending, cap_pending;
+	/*
+	 * Bios sent to the top's data clusters by map (reads, overwrites),
+	 * counted per CPU in two epochs: a freed cluster is recycled only
+	 * after every bio that may have looked it up before the free has
+	 * ended (cowchain_md_io_begin, commit.c drain_io).
+	 */
+	struct cowchain_iocount __percpu *ioc;
+	unsigned long ioc_epoch;	/* commit_lock */
+	bool ioc_waiting;
+	wait_queue_head_t ioc_wait;
 	u64 free_clusters;		/* ext + recycled */
 	u64 allocated;			/* data clusters held by the top */
 	u64 meta_next, meta_end;	/* metadata blocks left in current cluster */
@@ -195,6 +214,33 @@ struct cowchain_tent *__cowchain_md_get_entry(struct cowchain_md *md, u64 vc,
 /* Synchronous data I/O in sectors (copy-up); may sleep. */
 int cowchain_md_io(struct cowchain_md *md, struct dm_dev *dev, sector_t sector,
 		   sector_t count, void *buf, blk_opf_t opf);
+/*
+ * A bio is about to be looked up and maybe sent to a data cluster of the
+ * top, which a discard may free meanwhile: count it first, and give the
+ * epoch returned to cowchain_md_io_end() once it has ended.  The barrier
+ * orders the count before the lookup and pairs with the one in drain_io()
+ * between the frees and reading the counts: either the drain sees this bio
+ * counted and waits for it, or the lookup sees the cluster freed.
+ */
+static inline u8 cowchain_md_io_begin(struct cowchain_md *md)
+{
+	u8 e = READ_ONCE(md->ioc_epoch) & 1;
+
+	this_cpu_inc(md->ioc->begun[e]);
+	smp_mb();
+	return e;
+}
+
+/* Any context, any CPU (the counts are summed over every CPU). */
+static inline void cowchain_md_io_end(struct cowchain_md *md, u8 e)
+{
+	smp_mb();	/* the bio is done with the cluster before it counts */
+	this_cpu_inc(md->ioc->ended[e]);
+	smp_mb();	/* the count before ioc_waiting: pairs with drain_io() */
+	if (unlikely(READ_ONCE(md->ioc_waiting)))
+		wake_up(&md->ioc_wait);
+}
+
 /* Room for extra freed clusters (worker, before freeing; may sleep). */
 int cowchain_md_reserve_free(struct cowchain_md *md, u64 extra);
 /* The entry's data cluster is no longer used: free it after the next commit. */

@@ -62,6 +62,7 @@ struct per_bio {
 	struct cowchain_tent *t;	/* first write: entry whose bits to set */
 	u64 mask;
 	u64 vc;
+	s8 ioc;				/* I/O epoch counted in, or -1 */
 	bool commit_before_end;		/* REQ_FUA first write */
 	bool nomem;			/* the worker found no memory for it... */
 	unsigned long nomem_since;	/* ...since then (jiffies) */

@@ -11,21 +11,33 @@
  * not in here: it changes under I/O and is looked up first, separately
  * (see metadata.h).
  *
- * Records (16 bytes each):
+ * Records (8 bytes each, one u64), in buckets of 2^shift vclusters: a
+ * bucket table gives each bucket's first record, so a lookup indexes the
+ * bucket and binary-searches its records by the vcluster's low bits.  The
+ * record holds those bits and a payload:
  *
  *   FULL  every sub-block of the cluster is served by one layer's data
- *         cluster: key = vcluster << 2 | FULL, val = layer << 48 | phys.
- *         This is the common case and costs 16 bytes per cluster.
+ *         cluster: payload = layer, phys.  This is the common case and
+ *         costs 8 bytes per cluster.
  *   PART  anything else (some sub-blocks zero, transparent down to the
- *         base, or served by several layers): val indexes a part record
- *         (24 bytes: data mask, zero mask, first source, source count) and
- *         its sources (16 bytes each: sub-block mask, layer << 48 | phys),
- *         one per layer that serves at least one sub-block.
+ *         base, or served by several layers): payload = where its words
+ *         start in aux, whether a zero mask comes first, and the number
+ *         of sources that follow: one per layer that serves at least one
+ *         sub-block, in chain order, each one word (sub-block mask in the
+ *         low 16 bits, then layer and phys) when clusters have at most 16
+ *         sub-blocks and every phys fits, else two (mask; layer, phys).
  *
- * So a cluster costs 16 bytes if one layer holds all of it, and
- * 16 + 24 + 16 * (layers serving it) otherwise; nothing is stored for a
- * cluster no ancestor holds.  A sub-block no ancestor holds nor zeroes is
- * "below": it reads from the raw base, or zeros.
+ * The field widths follow the chain: layer_bits for its depth, shift so
+ * that the bucket table has at most one 4-byte slot per record (or 1024),
+ * and phys takes what is left of the record (a build with a data cluster
+ * number too large for it fails with -EINVAL).  So a cluster costs
+ * 8 bytes if one layer holds all of it, and 8 + 8 per layer serving it
+ * otherwise (16 for a partly written cluster of one layer), plus 8 with
+ * zero markers (a source takes 16 bytes when clusters have more than 16
+ * sub-blocks).
+ * Nothing is stored for a cluster no ancestor holds.  A sub-block no
+ * ancestor holds nor zeroes is "below": it reads from the raw base, or
+ * zeros.
  *
  * Building sorts every (vcluster, layer) entry once and resolves each
  * cluster in one pass: O(E log E) for E entries in all ancestors, with
@@ -54,33 +66,22 @@ struct cowchain_ientry {
 	u32 pad;
 };
 
-struct cowchain_irec {
-	u64 key;
-	u64 val;
-};
-
-struct cowchain_ipart {
-	u64 data;
-	u64 zero;
-	u32 src;
-	u32 nsrc;
-};
-
-struct cowchain_isrc {
-	u64 mask;
-	u64 lphys;
-};
-
 struct cowchain_index {
 	u32 subblocks;			/* per cluster, 1..64 */
-	u64 nrec, npart, nsrc;
-	struct cowchain_irec *rec;	/* sorted by vcluster */
-	struct cowchain_ipart *part;
-	struct cowchain_isrc *src;
+	u32 shift;			/* log2 of vclusters per bucket */
+	u32 layer_bits, phys_bits;	/* FULL payload: layer, then phys */
+	u32 src_words;			/* words per PART source: 1 or 2 */
+	u32 src_phys_bits;		/* phys bits in a one-word source */
+	u64 nbuckets, nrec, naux;
+	u32 *bucket;			/* nbuckets + 1 first-record indexes */
+	u64 *rec;			/* sorted by vcluster */
+	u64 *aux;			/* PART zero masks and sources */
 };
 
+/* Largest data cluster number and layer an index can hold at all. */
 #define COWCHAIN_IPHYS_BITS	48
 #define COWCHAIN_IPHYS_MASK	((1ull << COWCHAIN_IPHYS_BITS) - 1)
+#define COWCHAIN_ILAYER_MAX	0xfffeu
 
 enum cowchain_ikind {
 	COWCHAIN_I_BELOW = 0,	/* no ancestor: raw base or zeros */
@@ -97,7 +98,8 @@ struct cowchain_ires {
 /*
  * Build the index from n entries (reordered in place; the caller frees
  * them afterwards).  Entries must be valid per FORMAT.md section 5
- * (present & zero == 0, bits below subblocks); phys must be below 2^48.
+ * (present & zero == 0, bits below subblocks); phys must be below 2^48
+ * and fit the record (see above), layer at most COWCHAIN_ILAYER_MAX.
  * Returns 0 or -ENOMEM / -EINVAL.  May sleep.
  */
 int cowchain_index_build(struct cowchain_index *ix, u32 subblocks,

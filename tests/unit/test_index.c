@@ -172,6 +172,158 @@ static void run_seed(u64 seed)
 	tu_rmdir(dir);
 }
 
+/*
+ * Synthetic entries, straight into the builder: the field widths and the
+ * bucket table change with the vcluster range, the depth and the largest
+ * data cluster, which library-made chains of a few hundred clusters never
+ * stretch.  The reference resolves each sub-block from the entries.
+ */
+struct synth {
+	u64 nvc;		/* vclusters drawn from [0, nvc) */
+	u32 layers, subblocks;
+	u64 max_phys;
+	u64 per_layer;
+	u32 want_words, want_layer_bits;	/* the widths the case is for */
+	u32 min_shift;
+};
+
+/* Entries sorted by (vc, layer) for the reference (the builder reorders its own copy). */
+static int cmp_vl(const void *a, const void *b)
+{
+	const struct cowchain_ientry *x = a, *y = b;
+
+	if (x->vc != y->vc)
+		return x->vc < y->vc ? -1 : 1;
+	return x->layer < y->layer ? -1 : x->layer > y->layer;
+}
+
+static void ref_synth(const struct cowchain_ientry *e, u64 n, u64 vc, u32 sb,
+		      struct cowchain_ires *r)
+{
+	u64 lo = 0, hi = n;
+
+	while (lo < hi) {		/* first entry of vc */
+		u64 mid = lo + (hi - lo) / 2;
+
+		if (e[mid].vc < vc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	r->layer = 0;
+	r->phys = 0;
+	for (; lo < n && e[lo].vc == vc; lo++) {
+		if (e[lo].present & (1ull << sb)) {
+			r->kind = COWCHAIN_I_DATA;
+			r->layer = e[lo].layer;
+			r->phys = e[lo].phys;
+			return;
+		}
+		if (e[lo].zero & (1ull << sb)) {
+			r->kind = COWCHAIN_I_ZERO;
+			return;
+		}
+	}
+	r->kind = COWCHAIN_I_BELOW;
+}
+
+static void run_synth(const struct synth *sy, u64 seed)
+{
+	u64 rng = seed * 104729 + 11, full = sy->subblocks >= 64 ? ~0ull :
+		  (1ull << sy->subblocks) - 1, n = 0, k;
+	struct cowchain_ientry *e = calloc(sy->layers * sy->per_layer + 1, sizeof(*e));
+	struct cowchain_ientry *sorted;
+	struct cowchain_index ix;
+	u32 l, i;
+
+	assert_non_null(e);
+	for (l = 0; l < sy->layers; l++) {
+		for (k = 0; k < sy->per_layer; k++) {
+			u64 kind = tu_rand(&rng) % 4, p, z;
+
+			p = kind == 0 ? full : tu_rand(&rng) & full;
+			z = kind == 3 ? tu_rand(&rng) & full & ~p : 0;
+			e[n] = (struct cowchain_ientry){
+				.vc = tu_rand(&rng) % sy->nvc, .present = p, .zero = z,
+				.phys = tu_rand(&rng) % (sy->max_phys + 1), .layer = l,
+			};
+			n++;
+		}
+	}
+	/* one entry per (vc, layer), as a layer's index has */
+	qsort(e, n, sizeof(*e), cmp_vl);
+	for (k = 1, i = 1; k < n; k++)
+		if (e[k].vc != e[i - 1].vc || e[k].layer != e[i - 1].layer)
+			e[i++] = e[k];
+	n = n ? i : 0;
+	sorted = malloc((n + 1) * sizeof(*e));
+	memcpy(sorted, e, n * sizeof(*e));
+	assert_int_equal(cowchain_index_build(&ix, sy->subblocks, e, n), 0);
+	assert_int_equal(ix.src_words, sy->want_words);
+	assert_int_equal(ix.layer_bits, sy->want_layer_bits);
+	assert_true(ix.shift >= sy->min_shift);
+	for (k = 0; k < n + 200; k++) {
+		/* every held cluster, then some random ones (mostly not held) */
+		u64 vc = k < n ? sorted[k].vc : tu_rand(&rng) % (sy->nvc + 5000);
+
+		for (i = 0; i < sy->subblocks; i++) {
+			struct cowchain_ires got, want;
+			u32 run = cowchain_index_lookup(&ix, vc, i, &got), j;
+
+			assert_true(run >= 1 && run <= sy->subblocks - i);
+			ref_synth(sorted, n, vc, i, &want);
+			same(&got, &want, vc, i);
+			for (j = 1; j < run; j++) {
+				ref_synth(sorted, n, vc, i + j, &want);
+				same(&got, &want, vc, i + j);
+			}
+		}
+	}
+	cowchain_index_free(&ix);
+	free(sorted);
+	free(e);
+}
+
+static void test_index_synthetic(void **state)
+{
+	static const struct synth cases[] = {
+		/* sparse: wide buckets */
+		{ 1ull << 40, 5, 16, 1ull << 30, 2000, 1, 3, 27 },
+		/* dense, deep, 2-word sources */
+		{ 5000, 64, 64, 100000, 300, 2, 6, 8 },
+		/* 12-bit layers */
+		{ 3000, 4000, 8, 1000, 2, 1, 12, 8 },
+		/* phys too big for a 1-word source */
+		{ 20000, 3, 16, 1ull << 47, 3000, 2, 2, 8 },
+		/* one cluster, one sub-block */
+		{ 1, 3, 1, 10, 1, 1, 2, 8 },
+		{ 1ull << 20, 2, 32, 1ull << 20, 5000, 2, 1, 8 },
+	};
+	u64 c;
+
+	(void)state;
+	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+		run_synth(&cases[c], c + 1);
+}
+
+/* Fields that cannot fit the record are refused, not truncated. */
+static void test_index_too_wide(void **state)
+{
+	struct cowchain_ientry e[2] = {
+		{ .vc = 1ull << 46, .phys = (1ull << 48) - 1, .present = 1, .layer = 0 },
+		{ .vc = 3, .phys = 5, .present = 1, .layer = 1 },
+	};
+	struct cowchain_ientry bad_layer = { .vc = 0, .phys = 1, .present = 1,
+					     .layer = COWCHAIN_ILAYER_MAX + 1 };
+	struct cowchain_index ix;
+
+	(void)state;
+	assert_int_equal(cowchain_index_build(&ix, 4, e, 2), -EINVAL);
+	cowchain_index_free(&ix);
+	assert_int_equal(cowchain_index_build(&ix, 4, &bad_layer, 1), -EINVAL);
+	cowchain_index_free(&ix);
+}
+
 static void test_index_vs_library(void **state)
 {
 	(void)state;
@@ -183,6 +335,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_index_vs_library),
+		cmocka_unit_test(test_index_synthetic),
+		cmocka_unit_test(test_index_too_wide),
 	};
 
 	return cmocka_run_group_tests_name("index", tests, NULL, NULL);

@@ -69,10 +69,10 @@ static bool take_cluster(struct cowchain_md *md, u64 *out)
 }
 
 /*
- * Turn the packed entry of a full cluster (a value: see metadata.h) back
- * into a cowchain_tent, in t.  alloc_lock held; the slot holds the value.
- * The swap changes nothing a reader sees (full either way), so it needs no
- * bits_lock.
+ * Turn a packed entry (a value: see metadata.h) back into a
+ * cowchain_tent, in t.  alloc_lock held; the slot holds the value.  The
+ * swap changes nothing a reader sees (the same bits either way), so it
+ * needs no bits_lock.
  */
 static struct cowchain_tent *unpack_entry(struct cowchain_md *md, u64 vc, void *v,
 					  struct cowchain_tent *t)
@@ -80,8 +80,7 @@ static struct cowchain_tent *unpack_entry(struct cowchain_md *md, u64 vc, void *
 	void *old;
 
 	lockdep_assert_held(&md->alloc_lock);
-	t->phys = xa_to_value(v);
-	t->present = cowchain_full_mask(md->subblocks);
+	cowchain_unpack(md->subblocks, v, &t->phys, &t->present);
 	t->zero = 0;
 	atomic_set(&t->inflight, 0);
 	t->busy = 0;
@@ -161,8 +160,9 @@ struct cowchain_tent *__cowchain_md_get_cluster(struct cowchain_md *md, u64 vc, 
 }
 
 /*
- * Pack the entry of vc if its cluster is full and idle: the tent is
- * replaced by a value holding its data cluster and freed.  Worker, with
+ * Pack the entry of vc if it is idle and cowchain_packable(): the tent is
+ * replaced by a value holding its data cluster and present bits, and
+ * freed.  Worker, with
  * commit_lock (nothing else frees or packs).  The swap is made under
  * bits_lock, so a reader that loaded the tent before it retries, and the
  * cache is SLAB_TYPESAFE_BY_RCU, so that reader (under rcu_read_lock) may
@@ -170,17 +170,23 @@ struct cowchain_tent *__cowchain_md_get_cluster(struct cowchain_md *md, u64 vc, 
  */
 static void pack_entry(struct cowchain_md *md, u64 vc, struct cowchain_tent *t)
 {
-	u64 full = cowchain_full_mask(md->subblocks);
-	void *old;
+	void *old = NULL;
 
+	/*
+	 * Under alloc_lock no first write or copy-up can start; one that has
+	 * ended set its bits before it dropped inflight (end_io), and under
+	 * bits_lock no bits change.
+	 */
 	spin_lock(&md->alloc_lock);
-	if (t->busy || atomic_read(&t->inflight) || !t->phys ||
-	    READ_ONCE(t->present) != full || READ_ONCE(t->zero)) {
+	if (t->busy || atomic_read(&t->inflight)) {
 		spin_unlock(&md->alloc_lock);
 		return;
 	}
+	smp_rmb();	/* inflight before the bits: pairs with end_io */
 	write_seqlock_irq(&md->bits_lock);
-	old = xa_cmpxchg(&md->entries, vc, t, xa_mk_value(t->phys), GFP_ATOMIC);
+	if (cowchain_packable(md->subblocks, t->phys, t->present, t->zero))
+		old = xa_cmpxchg(&md->entries, vc, t,
+				 cowchain_pack(md->subblocks, t->phys, t->present), GFP_ATOMIC);
 	write_sequnlock_irq(&md->bits_lock);
 	spin_unlock(&md->alloc_lock);
 	if (old == t)
@@ -302,8 +308,7 @@ static void read_bits(struct cowchain_md *md, void *e, struct cowchain_entry *ou
 	unsigned int seq;
 
 	if (xa_is_value(e)) {
-		out->phys = xa_to_value(e);
-		out->present = cowchain_full_mask(md->subblocks);
+		cowchain_unpack(md->subblocks, e, &out->phys, &out->present);
 		out->zero = 0;
 		return;
 	}
@@ -317,7 +322,7 @@ static void read_bits(struct cowchain_md *md, void *e, struct cowchain_entry *ou
 		out->phys = 0;	/* data still in flight: not referenced yet */
 }
 
-/* Pack leaf l into buf; full, idle clusters' entries get packed in core. */
+/* Pack leaf l into buf; idle, packable entries get packed in core. */
 static void pack_leaf(struct cowchain_md *md, u64 l, u64 home, void *buf)
 {
 	struct cowchain_leaf_disk *leaf = buf;

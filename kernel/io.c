@@ -37,8 +37,7 @@ static void read_entry(struct cowchain_md *md, u64 vc, u64 *phys, u64 *present, 
 		if (!e) {
 			*phys = *present = *zero = 0;
 		} else if (xa_is_value(e)) {
-			*phys = xa_to_value(e);
-			*present = cowchain_full_mask(md->subblocks);
+			cowchain_unpack(md->subblocks, e, phys, present);
 			*zero = 0;
 		} else {
 			t = e;
@@ -454,6 +453,7 @@ int cowchain_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 	/* the data is on the device: only now may the bits point at it */
 	if (!*error)
 		set_bits(&cc->md, t, pb->vc, pb->mask);
+	smp_mb__before_atomic();	/* the bits before inflight: pack_entry() */
 	atomic_dec(&t->inflight);
 	if (pb->commit_before_end && !*error) {
 		pb->commit_before_end = false;

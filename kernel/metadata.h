@@ -53,12 +53,13 @@ struct cowchain_layer {
  * alloc_lock (and cleared by the worker when the cluster empties);
  * present/zero change under bits_lock.  32 bytes.
  *
- * A cluster whose every sub-block is present, with nothing in flight and
- * not busy, is kept packed instead: its slot in md->entries holds
- * xa_mk_value(phys), 8 bytes, and no tent.  The commit packs such entries
- * (commit.c pack_entry), activation loads full entries packed, and
- * __cowchain_md_get_entry() unpacks one when a writer needs the tent (a
- * discard or write-zeroes into a full cluster).  Tents come from a
+ * A cluster with a data cluster, no zero markers, nothing in flight and
+ * not busy, is kept packed instead when cowchain_packable() says so: its
+ * slot in md->entries holds a value (cowchain_pack), 8 bytes, and no
+ * tent.  The commit packs such entries (commit.c pack_entry), activation
+ * loads them packed, and __cowchain_md_get_entry() unpacks one when a
+ * writer needs the tent (a first write into a partly written cluster, a
+ * discard or write-zeroes).  Tents come from a
  * SLAB_TYPESAFE_BY_RCU cache: a reader (read_entry(), under rcu_read_lock
  * and bits_lock) may still touch a tent that was just packed and freed;
  * the swap is made under bits_lock, so that reader retries.
@@ -70,6 +71,37 @@ struct cowchain_tent {
 	atomic_t inflight;	/* first writes in flight into this cluster */
 	u32 busy;		/* worker owns the cluster (copy-up, discard) */
 };
+
+/*
+ * A packed entry: the data cluster number in the low 47 bits and, above
+ * them, the sub-blocks that are not present, so that a full cluster's
+ * value is its data cluster number.  Any full cluster packs; a partly
+ * written one only when clusters have at most 16 sub-blocks (the holes
+ * must fit the value's 63 bits).
+ */
+#define COWCHAIN_PACK_PHYS_BITS	47
+#define COWCHAIN_PACK_HOLE_BITS	16
+
+static inline bool cowchain_packable(u32 subblocks, u64 phys, u64 present, u64 zero)
+{
+	return phys && present && !zero && phys < (1ull << COWCHAIN_PACK_PHYS_BITS) &&
+	       (present == cowchain_full_mask(subblocks) ||
+		subblocks <= COWCHAIN_PACK_HOLE_BITS);
+}
+
+static inline void *cowchain_pack(u32 subblocks, u64 phys, u64 present)
+{
+	return xa_mk_value((cowchain_full_mask(subblocks) & ~present)
+			   << COWCHAIN_PACK_PHYS_BITS | phys);
+}
+
+static inline void cowchain_unpack(u32 subblocks, const void *v, u64 *phys, u64 *present)
+{
+	u64 x = xa_to_value(v);
+
+	*phys = x & ((1ull << COWCHAIN_PACK_PHYS_BITS) - 1);
+	*present = cowchain_full_mask(subblocks) & ~(x >> COWCHAIN_PACK_PHYS_BITS);
+}
 
 /* A map block of the top, in core. */
 struct cowchain_mblk {

@@ -74,10 +74,12 @@ static int add_entry(struct walk *w, u64 vc, const struct cowchain_entry *e)
 
 		return cowchain_ient_push(w->ients, &ie);
 	}
-	if (e->phys && e->present == cowchain_full_mask(md->subblocks)) {
-		/* a full cluster: packed (metadata.h), no tent */
+	if (cowchain_packable(md->subblocks, e->phys, e->present, e->zero)) {
+		/* packed (metadata.h), no tent */
 		r = cowchain_fail_alloc() ? -ENOMEM :
-			xa_insert_irq(&md->entries, vc, xa_mk_value(e->phys), GFP_KERNEL);
+			xa_insert_irq(&md->entries, vc,
+				      cowchain_pack(md->subblocks, e->phys, e->present),
+				      GFP_KERNEL);
 		if (r)
 			return r;
 		md->allocated++;

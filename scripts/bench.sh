@@ -7,6 +7,10 @@
 # (raw/ holds fio's JSON for every cell).  Prints each results.md.
 # Environment: BENCH_QUICK=1 (same as --quick), BENCH_KVER (same as --kernel),
 # BENCH_GROUPS (which groups of rows; default "io loop ext4 act"),
+# BENCH_ROWS (only the fio rows whose names match one of these globs, e.g.
+# "rr4k-depth* mix*"; the untar and activation rows follow BENCH_GROUPS),
+# BENCH_TIMEOUT (seconds per guest; default 3600 quick, 14400 full: a full
+# run takes over an hour on a 2-CPU host),
 # COWCHAIN_VM_MEM (default here 5120 MiB: the RAM disks are pre-filled).
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,13 +39,15 @@ for k in "${kernels[@]}"; do
 	start=$(date -u '+%Y-%m-%d %H:%M UTC')
 	s=$(date +%s)
 	COWCHAIN_VM_MEM=${COWCHAIN_VM_MEM:-5120} COWCHAIN_VM_DEBUGOPTS="" BENCH_QUICK=$quick \
-		"$top/scripts/vm-run.sh" --kernel "$k" --timeout 3600 --out "$out/vm" -- \
+		"$top/scripts/vm-run.sh" --kernel "$k" --out "$out/vm" \
+		--timeout "${BENCH_TIMEOUT:-$([ "$quick" = 1 ] && echo 3600 || echo 14400)}" -- \
 		env BENCH_QUICK="$quick" BENCH_IMG="$out/img" BENCH_GROUPS="${BENCH_GROUPS:-}" \
+		BENCH_ROWS="${BENCH_ROWS:-}" \
 		"$top/tests/bench/bench-guest.sh" || rc=$?
 	mkdir -p "$out/$k"
 	cp -r "$out/vm/$k/bench/." "$out/$k/" 2>/dev/null || true
 	{
-		printf 'command\t%s\n' "make bench BENCH_KVER=$k$([ "$quick" = 1 ] && echo ' BENCH_QUICK=1')${BENCH_GROUPS:+ BENCH_GROUPS=\"$BENCH_GROUPS\"}"
+		printf 'command\t%s\n' "make bench BENCH_KVER=$k$([ "$quick" = 1 ] && echo ' BENCH_QUICK=1')${BENCH_GROUPS:+ BENCH_GROUPS=\"$BENCH_GROUPS\"}${BENCH_ROWS:+ BENCH_ROWS=\"$BENCH_ROWS\"}"
 		printf 'date\t%s\n' "$start"
 		printf 'wall_s\t%s\n' "$(( $(date +%s) - s ))"
 		printf 'host_load_start\t%s\n' "$host_load"

@@ -102,8 +102,17 @@ slice() { echo $(( ($1 + ($2 + $3 - 1) * SL) * M )); }
 # row ROW "PEER=DEV ..." FIO-ARGS (with @S@ replaced by the rep's slice
 # offset when SLICE is set in the environment as "REGION SLOT").
 row() {
-	local r=$1 peers=$2 rep pd p d args
+	local r=$1 peers=$2 rep pd p d args g pats ok=1
 	shift 2
+	if [ -n "${BENCH_ROWS:-}" ]; then	# only the rows asked for (globs)
+		read -ra pats <<< "$BENCH_ROWS"
+		ok=0
+		for g in "${pats[@]}"; do
+			# shellcheck disable=SC2053 # a glob on purpose
+			[[ $r == $g ]] && ok=1
+		done
+	fi
+	[ $ok = 1 ] || return 0
 	log "row $r ($peers)"
 	for ((rep = 1; rep <= REPS; rep++)); do
 		for pd in $peers; do

@@ -334,6 +334,33 @@ static int parse_base(struct cowchain_c *cc, const char *path, char **error)
 }
 
 /*
+ * Every device is read in pieces as small as one sub-block (a cluster
+ * split between layers, a copy-up), and the top is written so: none may
+ * have a logical block larger than a sub-block.  The device's logical
+ * block is the largest of theirs (io_hints), so that no bio it takes has
+ * to be split below a block of some device.
+ */
+static int check_block_sizes(struct cowchain_c *cc, char **error)
+{
+	unsigned int i, lbs, sbsize = 1u << cc->md.subblock_shift;
+
+	cc->lbs = SECTOR_SIZE;
+	for (i = 0; i <= cc->ndevs; i++) {
+		struct dm_dev *d = i < cc->ndevs ? cc->devs[i] : cc->base;
+
+		if (!d)
+			continue;
+		lbs = bdev_logical_block_size(d->bdev);
+		if (lbs > sbsize) {
+			*error = "a device's logical block size is larger than the sub-block size";
+			return -EINVAL;
+		}
+		cc->lbs = max(cc->lbs, lbs);
+	}
+	return 0;
+}
+
+/*
  * <top_dev> <#ancestors> <ancestor_dev>... <base_dev|->
  * [<#feature_args> <feature>...]
  */
@@ -403,6 +430,9 @@ static int cowchain_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto bad;
 
+	r = check_block_sizes(cc, &ti->error);
+	if (r)
+		goto bad;
 	cc->root = cc->md.layers[0].sb.parent_kind == COWCHAIN_PARENT_NONE;
 	/* the copy-up buffer: one sub-block, preallocated for the worker */
 	cc->cow_buf = COWCHAIN_ALLOC(kvmalloc(1ul << cc->md.subblock_shift, GFP_KERNEL));
@@ -671,6 +701,10 @@ static void cowchain_io_hints(struct dm_target *ti, struct queue_limits *limits)
 	struct cowchain_c *cc = ti->private;
 	u64 max = 1024ull << (cc->md.cluster_shift - SECTOR_SHIFT);
 
+	/* only the top's limits are stacked (iterate_devices) */
+	limits->logical_block_size = max(limits->logical_block_size, cc->lbs);
+	limits->physical_block_size = max(limits->physical_block_size, cc->lbs);
+	limits->io_min = max(limits->io_min, cc->lbs);
 	if (cc->read_only)
 		return;
 	limits->discard_granularity = 1u << cc->md.subblock_shift;

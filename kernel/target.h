@@ -32,6 +32,7 @@ struct cowchain_c {
 	unsigned int ndevs;
 	struct dm_dev *base;
 	bool read_only;			/* the read_only feature */
+	unsigned int lbs;		/* largest logical block of any device */
 	bool root;			/* the top has no parent and no base */
 	enum cowchain_mode mode;
 

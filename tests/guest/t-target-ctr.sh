@@ -2,8 +2,9 @@
 # Every constructor rejection gives its own error and leaves nothing
 # behind: bad arguments, a missing or wrong ancestor, a wrong parent
 # generation, a sealed top opened writable, a device twice, an oversized
-# table, a layer with no valid superblock.  A sealed top is accepted with
-# read_only.
+# table, a layer with no valid superblock, a device whose logical block is
+# larger than a sub-block.  A sealed top is accepted with read_only; an
+# ancestor with 4096-byte logical blocks makes the device's that large.
 # shellcheck source=tests/guest/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/guest/cc-lib.sh
@@ -77,6 +78,23 @@ refused "$root 0 -" "top layer is sealed"
 refused "$child 1 $root $other" "a base device was given but the root layer has none"
 refused "$empty 0 -" "layer has no valid superblock"
 refused "$child 1 $root -" "table length is larger than the virtual disk" $((n + 8))
+
+log "logical block sizes"
+# a device whose logical block is larger than a sub-block is refused; a
+# larger one that fits makes the device's logical block that large
+"$CC" create "$d/sb512.cow" --size 2M --cluster-size 4K --subblock-size 512 >/dev/null ||
+	fail "create a 512-byte sub-block layer"
+big=$(losetup -f --show --sector-size 4096 "$d/sb512.cow") || fail "losetup --sector-size"
+on_exit losetup -d "$big"
+refused "$big 0 -" "a device's logical block size is larger than the sub-block size" \
+	$(( $(vsize "$d/sb512.cow") / 512 ))
+root4k=$(losetup -f --show --read-only --sector-size 4096 "$d/root.cow") ||
+	fail "losetup --sector-size"
+on_exit losetup -d "$root4k"
+dm_create cc-lbs "0 $n cowchain $child 1 $root4k -"
+assert_eq 4096 "$(blockdev --getss /dev/mapper/cc-lbs)" "logical block size over a 4096-byte ancestor"
+same_as_library /dev/mapper/cc-lbs "$d/child.cow" "a 4096-byte ancestor"
+dm_remove cc-lbs
 
 log "a sealed layer is accepted read-only; a shorter table is fine"
 dm_create cc-ro "0 $n cowchain $root 0 - 1 read_only"

@@ -11,7 +11,9 @@
 # "rr4k-depth* mix*"; the untar and activation rows follow BENCH_GROUPS),
 # BENCH_TIMEOUT (seconds per guest; default 3600 quick, 14400 full: a full
 # run takes over an hour on a 2-CPU host),
-# COWCHAIN_VM_MEM (default here 5120 MiB: the RAM disks are pre-filled).
+# COWCHAIN_VM_MEM (default here 5120 MiB quick, 8192 full: the RAM disks
+# are pre-filled, and a full run's qcow2 chains of every depth left too
+# little for the loop rows' tmpfs files in 5 GiB).
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 kernel=${BENCH_KVER:-all}
@@ -38,7 +40,8 @@ for k in "${kernels[@]}"; do
 	host_qemus="$(pgrep -c qemu-system || true)"
 	start=$(date -u '+%Y-%m-%d %H:%M UTC')
 	s=$(date +%s)
-	COWCHAIN_VM_MEM=${COWCHAIN_VM_MEM:-5120} COWCHAIN_VM_DEBUGOPTS="" BENCH_QUICK=$quick \
+	COWCHAIN_VM_MEM=${COWCHAIN_VM_MEM:-$([ "$quick" = 1 ] && echo 5120 || echo 8192)} \
+		COWCHAIN_VM_DEBUGOPTS="" BENCH_QUICK=$quick \
 		"$top/scripts/vm-run.sh" --kernel "$k" --out "$out/vm" \
 		--timeout "${BENCH_TIMEOUT:-$([ "$quick" = 1 ] && echo 3600 || echo 14400)}" -- \
 		env BENCH_QUICK="$quick" BENCH_IMG="$out/img" BENCH_GROUPS="${BENCH_GROUPS:-}" \

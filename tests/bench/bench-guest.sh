@@ -102,7 +102,7 @@ slice() { echo $(( ($1 + ($2 + $3 - 1) * SL) * M )); }
 # row ROW "PEER=DEV ..." FIO-ARGS (with @S@ replaced by the rep's slice
 # offset when SLICE is set in the environment as "REGION SLOT").
 row() {
-	local r=$1 peers=$2 rep pd p d args g pats ok=1
+	local r=$1 peers=$2 rep pd p d args g pats ok=1 list i n
 	shift 2
 	if [ -n "${BENCH_ROWS:-}" ]; then	# only the rows asked for (globs)
 		read -ra pats <<< "$BENCH_ROWS"
@@ -114,8 +114,12 @@ row() {
 	fi
 	[ $ok = 1 ] || return 0
 	log "row $r ($peers)"
+	read -ra list <<< "$peers"
+	n=${#list[@]}
 	for ((rep = 1; rep <= REPS; rep++)); do
-		for pd in $peers; do
+		# the order rotates by one each rep: no peer is always first
+		for ((i = 0; i < n; i++)); do
+			pd=${list[(i + rep - 1) % n]}
 			p=${pd%%=*}; d=${pd#*=}
 			args=("$@")
 			if [ -n "${SLICE:-}" ]; then

@@ -45,7 +45,8 @@ for k in "${kernels[@]}"; do
 		"$top/scripts/vm-run.sh" --kernel "$k" --out "$out/vm" \
 		--timeout "${BENCH_TIMEOUT:-$([ "$quick" = 1 ] && echo 3600 || echo 14400)}" -- \
 		env BENCH_QUICK="$quick" BENCH_IMG="$out/img" BENCH_GROUPS="${BENCH_GROUPS:-}" \
-		BENCH_ROWS="${BENCH_ROWS:-}" \
+		BENCH_ROWS="${BENCH_ROWS:-}" BENCH_ACT_MIB="${BENCH_ACT_MIB:-}" \
+		BENCH_ACT_FULL_MIB="${BENCH_ACT_FULL_MIB:-}" \
 		"$top/tests/bench/bench-guest.sh" || rc=$?
 	mkdir -p "$out/$k"
 	cp -r "$out/vm/$k/bench/." "$out/$k/" 2>/dev/null || true

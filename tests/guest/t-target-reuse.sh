@@ -46,6 +46,7 @@ on_exit wait "$reader"	# before the devices go
 # dm-delay's status counts the reads it holds ("0 N delay READS ..."):
 # wait for ours
 for i in $(seq 100); do
+	# shellcheck disable=SC2046 # split into fields on purpose
 	set -- $(dmsetup status cc-reuse-delay)
 	[ "${4:-0}" -ge 1 ] && break
 	sleep 0.1
@@ -56,6 +57,7 @@ t0=$(date +%s%N)
 dmsetup message cc-reuse 0 commit || fail "commit after the discard"
 t1=$(date +%s%N)
 # the commit hands cluster 0 out again only once the held read has ended
+# shellcheck disable=SC2046 # split into fields on purpose
 set -- $(dmsetup status cc-reuse-delay)
 [ "${4:-}" = 0 ] || fail "the commit returned while the read of the freed cluster was held"
 dd if="$d/new" of=$dev bs=$C seek=1 count=1 oflag=direct status=none ||

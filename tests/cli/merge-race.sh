@@ -1,26 +1,40 @@
 #!/bin/bash
 # Commands that start while an offline merge runs (issue 7), on the host:
 # no kernel is needed, because every refusal must come before any loop or
-# device-mapper work.  The merge is stopped after its first copy step by
-# the tool's test hook (COWCHAIN_TEST_MERGE_PAUSE, userspace/cli/cmd_merge.c):
-# its files are then marked MERGING and locked.  For a merge into the
-# parent (mid into root, chain root <- mid <- top) and one into the
-# children (mid into top and top2), while the merge waits:
-#   - `attach` of the top, and --read-only of every file the merge changes,
-#     is refused (status 1) with a message naming the merged file; it left
-#     no loop device on any of the files and no device-mapper device
+# device-mapper work.  The merge is stopped by the tool's test hook
+# (COWCHAIN_TEST_MERGE_PAUSE, COWCHAIN_TEST_MERGE_PAUSE_AT,
+# userspace/cli/cmd_merge.c) at one of three points, for a merge into the
+# parent (mid into root, chain root <- mid <- top, top2) and one into the
+# children (mid into top and top2):
+#   copy    after its first copy step: its files are marked MERGING and
+#           locked;
+#   relink  every byte copied, before the first child is relinked (a merge
+#           into the children has let go of its children's locks by then:
+#           only their MERGING marks refuse the others);
+#   delete  every child relinked, before the merged file is deleted.
+# At copy and relink, while the merge waits:
+#   - `attach` of every leaf, and --read-only of every file the merge
+#     changes, is refused (status 1) with a message naming a merged file; it
+#     left no loop device on any of the files and no device-mapper device
 #     (attach runs as an unprivileged user on the host, so a regression
 #     cannot set up a loop device of the host: it would fail differently);
-#   - a second merge of the same layer and a merge of its neighbour are
-#     refused;
-#   - `snapshot` (offline) of every file the merge changes is refused and
-#     creates no file;
-#   - none of the chain's files changed (sha256) through the refusals.
-# Then the merge finishes (status 0, copied all it planned), the chain is the
-# expected one, the library reads the same virtual disk as before
-# (sha256 of `cowchain read`), `check --chain` is clean and no lock is held
-# (flock -n -x on every file).  Last, a shared lock held by another process
-# (what attach holds while it sets up) makes a merge refuse.
+#   - a second merge of the same layer and a merge of the top are refused;
+#   - `snapshot` (offline) of every file the merge changes, and `create
+#     --parent` of a new child of each, is refused and creates no file;
+# At delete the new chain is already whole: every leaf's chain leaves mid
+# out, the library reads the same disk from it as before the merge and
+# `check --chain` finds no corruption (the parent's journal may still be
+# pending: the merge holds it open); a second merge, a snapshot or a new child of
+# mid is refused.  At every point none of the chain's files changed
+# (sha256) through the refusals.
+# The same once the paused merge is killed (SIGKILL, as a crash would stop
+# it): only the files' MERGING marks refuse the others then, with no lock
+# held; running the merge again finishes it.
+# Then the merge finishes (status 0), the chain is the expected one, the
+# library reads the same virtual disk as before (sha256 of `cowchain
+# read`), `check --chain` is clean and no lock is held (flock -n -x on every
+# file).  Last, a shared lock held by another process (what attach holds
+# while it sets up) makes a merge refuse.
 #
 # tests/guest/t-life-merge-race.sh does the same with a real attach.
 #
@@ -87,12 +101,17 @@ refused() {
 	fi
 }
 
-# race NAME MERGE-ARGS...: build the chain, pause a merge, try the others;
-# the merge changes mid and root (into the parent), or mid and its children
+# race DIR AT HOW MERGE-ARGS...: build the chain, pause a merge (DIR parent
+# or children) at AT (copy, relink, delete), try the others while it waits
+# (HOW wait) or once it is killed there (HOW kill), then let it finish or
+# run it again; the merge changes mid and root (into the parent), or mid
+# and its children
 race() {
-	local name=$1 before sum0 sum2 st info f changed=(mid root)
-	shift
-	[ "$name" = children ] && changed=(mid top top2)
+	local dir=$1 at=$2 how=$3 name before sum0 sum2 st info f leaf changed=(mid root)
+	shift 3
+	name=$dir-$at
+	[ "$how" = kill ] && name=$name-killed
+	[ "$dir" = children ] && changed=(mid top top2)
 	rm -f ./*.cow
 	if ! { cc create root.cow --size 64M &&
 		cc write root.cow --offset 0 --pattern 0x11 --length 8M &&
@@ -101,21 +120,19 @@ race() {
 		cc write mid.cow --offset 1M --pattern 0x21 --length 6M &&
 		cc write mid.cow --offset 30M --zero --length 12M &&
 		cc create top.cow --parent mid.cow &&
-		cc write top.cow --offset 2M --pattern 0x31 --length 1M; } > /dev/null; then
-		result "$name/setup" 0 "cannot build the chain"
-		return
-	fi
-	if [ "$name" = children ] && ! { cc create top2.cow --parent mid.cow &&
+		cc write top.cow --offset 2M --pattern 0x31 --length 1M &&
+		cc create top2.cow --parent mid.cow &&
 		cc write top2.cow --offset 5M --pattern 0x41 --length 512K; } > /dev/null; then
-		result "$name/setup" 0 "cannot make the second child"
+		result "$name/setup" 0 "cannot build the chain"
 		return
 	fi
 	chmod 666 ./*.cow	# attach runs unprivileged and opens a leaf read-write
 	sum0=$(lib_sum top.cow)
-	[ "$name" = children ] && sum2=$(lib_sum top2.cow)
+	sum2=$(lib_sum top2.cow)
 
 	rm -f pause
-	COWCHAIN_TEST_MERGE_PAUSE=$work/pause cc merge --batch 256K "$@" > merge.out 2>&1 &
+	COWCHAIN_TEST_MERGE_PAUSE=$work/pause COWCHAIN_TEST_MERGE_PAUSE_AT=$at \
+		"$COWCHAIN" merge --batch 256K "$@" > merge.out 2>&1 &	# not cc: kill must reach the tool
 	mpid=$!
 	for ((i = 0; i < 3000; i++)); do [ -e pause ] && break; sleep 0.01; done
 	if [ ! -e pause ]; then
@@ -124,10 +141,15 @@ race() {
 		return
 	fi
 	read -r _ ndone total < pause
-	if ((ndone > 0 && ndone < total)); then
+	if { [ "$at" = copy ] && ((ndone > 0 && ndone < total)); } ||
+		{ [ "$at" != copy ] && ((ndone > 0 && ndone == total)); }; then
 		result "$name/paused" 1
 	else
-		result "$name/paused" 0 "paused after $ndone of $total bytes (want part of it)"
+		result "$name/paused" 0 "paused at $at after $ndone of $total bytes"
+	fi
+	if [ "$how" = kill ]; then
+		kill -KILL "$mpid"; wait "$mpid" 2>/dev/null; mpid=
+		rm -f pause
 	fi
 	before=$(sums)
 	info=$(cc info mid.cow) || true
@@ -137,26 +159,58 @@ race() {
 		result "$name/marked" 0 "mid.cow does not say it is merging: $info"
 	fi
 
-	# the leaves read-write, every file the merge changes read-only
-	for f in top top2; do
-		[ -e "$f.cow" ] || continue
-		refused "$name/attach-$f" "^cowchain: cannot attach '$f\.cow': .*(mid|$f)\.cow.*merge" \
-			"${nobody[@]}" "$COWCHAIN" attach race "$f.cow"
-	done
-	for f in "${changed[@]}"; do
-		refused "$name/attach-$f-ro" "^cowchain: cannot attach '$f\.cow': .*$f\.cow.*merge" \
-			"${nobody[@]}" "$COWCHAIN" attach race "$f.cow" --read-only
-	done
-	refused "$name/merge-again" "^cowchain: .*mid\.cow.*(merge|in use)" \
+	if [ "$at" != delete ]; then
+		# the leaves read-write, every file the merge changes read-only
+		for f in top top2; do
+			refused "$name/attach-$f" "^cowchain: cannot attach '$f\.cow': .*(mid|$f)\.cow.*merge" \
+				"${nobody[@]}" "$COWCHAIN" attach race "$f.cow"
+		done
+		for f in "${changed[@]}"; do
+			refused "$name/attach-$f-ro" "^cowchain: cannot attach '$f\.cow': .*(mid|$f)\.cow.*merge" \
+				"${nobody[@]}" "$COWCHAIN" attach race "$f.cow" --read-only
+		done
+		refused "$name/merge-top" "^cowchain: .*(mid|top)\.cow.*(merge|in use)" \
+			"$COWCHAIN" merge --direction parent top.cow
+	else
+		# the new chain is whole before mid is deleted
+		for leaf in top top2; do
+			if cc info --chain "$leaf.cow" > info.out 2>&1 && ! grep -q 'mid\.cow' info.out; then
+				result "$name/chain-$leaf" 1
+			else
+				result "$name/chain-$leaf" 0 "$(cat info.out)"
+			fi
+			# no corruption; the parent's journal may be pending (harmless):
+			# the merge still holds it open
+			cc check --chain "$leaf.cow" > check.out 2>&1; st=$?
+			if { [ "$st" = 0 ] || [ "$st" = 4 ]; } && ! grep -q ': corruption: ' check.out &&
+				grep -q "^$leaf\.cow: \(clean\|0 corruption\)" check.out; then
+				result "$name/check-$leaf" 1
+			else
+				result "$name/check-$leaf" 0 "$(cat check.out)"
+			fi
+		done
+		if [ "$(lib_sum top.cow)" = "$sum0" ] && [ "$(lib_sum top2.cow)" = "$sum2" ]; then
+			result "$name/same-disk-paused" 1
+		else
+			result "$name/same-disk-paused" 0 "the relinked leaves read another disk"
+		fi
+		changed=(mid)
+	fi
+	# (once killed, merging again is how the merge is finished)
+	[ "$how" = wait ] && refused "$name/merge-again" "^cowchain: .*mid\.cow.*(merge|in use)" \
 		"$COWCHAIN" merge "$@"
-	refused "$name/merge-top" "^cowchain: .*(mid|top)\.cow.*(merge|in use)" \
-		"$COWCHAIN" merge --direction parent top.cow
 	for f in "${changed[@]}"; do
 		refused "$name/snapshot-$f" "^cowchain: cannot snapshot '$f\.cow': .*$f\.cow.*(merge|in use)" \
 			"$COWCHAIN" snapshot "$f.cow" "new-$f.cow"
 		if [ -e "new-$f.cow" ]; then
 			result "$name/snapshot-$f-nofile" 0 "the refused snapshot left new-$f.cow"
 			rm -f "new-$f.cow"
+		fi
+		refused "$name/child-$f" "^cowchain: .*$f\.cow.*(merge|in use)" \
+			"$COWCHAIN" create "child-$f.cow" --parent "$f.cow"
+		if [ -e "child-$f.cow" ]; then
+			result "$name/child-$f-nofile" 0 "the refused create left child-$f.cow"
+			rm -f "child-$f.cow"
 		fi
 	done
 	if [ "$before" = "$(sums)" ]; then
@@ -165,27 +219,29 @@ race() {
 		result "$name/untouched" 0 "the refused commands changed a file"
 	fi
 
-	rm -f pause
-	wait "$mpid"; st=$?; mpid=
+	if [ "$how" = wait ]; then
+		rm -f pause
+		wait "$mpid"; st=$?; mpid=
+	else
+		cc merge --batch 256K "$@" > merge.out 2>&1; st=$?
+	fi
 	if [ "$st" = 0 ]; then
 		result "$name/merge-done" 1
 	else
 		result "$name/merge-done" 0 "status $st: $(cat merge.out)"
 		return
 	fi
-	if [ ! -e mid.cow ] && [ -e root.cow ] && [ -e top.cow ]; then
+	if [ ! -e mid.cow ] && [ -e root.cow ] && [ -e top.cow ] && [ -e top2.cow ]; then
 		result "$name/chain" 1
 	else
 		result "$name/chain" 0 "files left: $(echo ./*.cow)"
 	fi
-	if [ "$(lib_sum top.cow)" = "$sum0" ] &&
-		{ [ "$name" != children ] || [ "$(lib_sum top2.cow)" = "$sum2" ]; }; then
+	if [ "$(lib_sum top.cow)" = "$sum0" ] && [ "$(lib_sum top2.cow)" = "$sum2" ]; then
 		result "$name/same-disk" 1
 	else
 		result "$name/same-disk" 0 "the library reads another disk after the merge"
 	fi
 	for f in top.cow top2.cow; do
-		[ -e "$f" ] || continue
 		if cc check --chain "$f" > check.out 2>&1; then
 			result "$name/check-$f" 1
 		else
@@ -201,8 +257,12 @@ race() {
 	result "$name/unlocked" 1
 }
 
-race parent --direction parent mid.cow
-race children --into-children mid.cow
+for at in copy relink delete; do
+	for how in wait kill; do
+		race parent "$at" "$how" --direction parent mid.cow
+		race children "$at" "$how" --into-children mid.cow
+	done
+done
 
 # what attach holds while it sets up: a shared lock on every file
 cc create a.cow --size 16M > /dev/null && cc write a.cow --offset 0 --pattern 1 --length 1M > /dev/null &&

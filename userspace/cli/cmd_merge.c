@@ -10,8 +10,12 @@
  * its first copy step (every file it changes is then marked MERGING and
  * locked), creates PATH holding "PID DONE TOTAL" (bytes copied so far and
  * in all), and waits until PATH is removed (at most 600 s) before going on.
- * tests/cli/merge-race.sh and tests/guest/t-life-merge-race.sh use it to
- * start other commands while a merge runs.
+ * COWCHAIN_TEST_MERGE_PAUSE_AT=relink stops it instead once every byte is
+ * copied, before the first child is relinked (a merge into the children
+ * has then let go of its children's locks; their MERGING marks remain),
+ * and =delete once every child is relinked, before the merged file is
+ * deleted.  tests/cli/merge-race.sh and tests/guest/t-life-merge-race.sh
+ * use it to start other commands while a merge runs.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -38,6 +42,7 @@ static const struct cli_option options[] = {
 struct prog {
 	bool tty, json;
 	const char *pause;	/* COWCHAIN_TEST_MERGE_PAUSE, cleared once used */
+	const char *pause_at;	/* the phase to pause at: copy, relink or delete */
 	struct timespec t0;
 	int last_pct;
 	const char *last_phase;
@@ -77,7 +82,7 @@ static void on_progress(void *ctx, const struct cowchain_progress *p)
 	int pct = p->total ? (int)(p->done * 100 / p->total) : 100;
 	double s = since(&g->t0);
 
-	if (g->pause && !strcmp(p->phase, "copy"))
+	if (g->pause && !strcmp(p->phase, g->pause_at))
 		test_pause(g, p);
 	if (g->json) {
 		printf("{\"event\":\"progress\",\"phase\":\"%s\",\"done\":%llu,\"total\":%llu,\"seconds\":%.3f}\n",
@@ -204,6 +209,9 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 	g.pause = a->set[O_PLAN] ? NULL : getenv("COWCHAIN_TEST_MERGE_PAUSE");
 	if (g.pause && !*g.pause)
 		g.pause = NULL;
+	g.pause_at = getenv("COWCHAIN_TEST_MERGE_PAUSE_AT");
+	if (!g.pause_at || !*g.pause_at)
+		g.pause_at = "copy";
 	o.progress = on_progress;
 	o.progress_ctx = &g;
 	clock_gettime(CLOCK_MONOTONIC, &g.t0);

@@ -6,7 +6,8 @@
 #
 # Writes to $COWCHAIN_OUT/bench/:
 #   cells.tsv       row <TAB> peer <TAB> rep <TAB> iops <TAB> MiB/s <TAB> note
-#   raw/*.json      fio's JSON for every cell
+#   raw/ROW.json    fio's JSON for every row (a job per cell; a cell run
+#                   again by itself: raw/ROW.PEER.REP.json)
 #   extra.tsv       key <TAB> value (activation, memory, setup facts)
 #   notes.txt       what was skipped and why
 #
@@ -79,30 +80,28 @@ zerofill() {  # DEV MIB: zeroes (for devices that hold layer images)
 dmc() { dmsetup create "$1" --table "$2" || die "dmsetup create $1: $2"; }
 
 # ------------------------------------------------------------------ fio cells
-# cell ROW PEER REP DEV FIO-ARGS...: one fio run, appended to cells.tsv
-cell() {
-	local row=$1 peer=$2 rep=$3 dev=$4 j
-	shift 4
-	j="$OUT/raw/$row.$peer.$rep.json"
-	if ! fio --name="$row" --filename="$dev" --direct=1 --ioengine=libaio \
-		--output-format=json --output="$j" "$@" > "$OUT/raw/$row.$peer.$rep.err" 2>&1; then
-		log "fio failed: $row $peer rep $rep: $(tail -c 300 "$OUT/raw/$row.$peer.$rep.err")"
-		printf '%s\t%s\t%s\tNA\tNA\tfio-failed\n' "$row" "$peer" "$rep" >> "$OUT/cells.tsv"
-		return
-	fi
-	rm -f "$OUT/raw/$row.$peer.$rep.err"
-	jq -r --arg r "$row" --arg p "$peer" --arg n "$rep" \
-		'.jobs[0] as $j | [$r, $p, $n, ($j.read.iops + $j.write.iops),
-		 (($j.read.bw + $j.write.bw) / 1024), ""] | @tsv' "$j" >> "$OUT/cells.tsv"
-}
 T() { echo "--time_based --runtime=$RT"; }
 # slice REGION_MIB SLOT REP: offset (bytes) of this rep's 16 MiB slice
 slice() { echo $(( ($1 + ($2 + $3 - 1) * SL) * M )); }
 
+# tsv_of JSON ROW-TSV: a cells.tsv line per job fio reports as done
+tsv_of() {
+	jq -r '.jobs[] | select(.error == 0) | (.jobname | split(".")) as $c |
+		[$c[0], $c[1], $c[2], (.read.iops + .write.iops),
+		 ((.read.bw + .write.bw) / 1024), ""] | @tsv' "$1" > "$2" 2>/dev/null || : > "$2"
+}
+
 # row ROW "PEER=DEV ..." FIO-ARGS (with @S@ replaced by the rep's slice
-# offset when SLICE is set in the environment as "REGION SLOT").
+# offset when SLICE is set in the environment as "REGION SLOT").  Every cell
+# of the row is a job of one fio run, each started once the one before it
+# has ended (--stonewall), in the order rep 1's peers, rep 2's, ...: one fio
+# start per row, not per cell (a start costs seconds under TCG).  Appends a
+# line per cell to cells.tsv.  When fio fails, the cells it did not report
+# run again one fio each (one peer's device failing must not cost the
+# others their cells); a cell that fails then too is NA "fio-failed".
 row() {
-	local r=$1 peers=$2 rep pd p d args g pats ok=1 list i n
+	local r=$1 peers=$2 rep pd p d args g pats ok=1 list i n j k failed=0
+	local -a cells=() devs=() argv=() jobs=()
 	shift 2
 	if [ -n "${BENCH_ROWS:-}" ]; then	# only the rows asked for (globs)
 		read -ra pats <<< "$BENCH_ROWS"
@@ -126,8 +125,40 @@ row() {
 				# shellcheck disable=SC2086
 				args=("${args[@]//@S@/$(slice $SLICE "$rep")}")
 			fi
-			cell "$r" "$p" "$rep" "$d" "${args[@]}"
+			cells+=("$p.$rep"); devs+=("$d"); argv+=("$(printf '%q ' "${args[@]}")")
+			jobs+=(--name="$r.$p.$rep" --filename="$d" --stonewall "${args[@]}")
 		done
+	done
+	j="$OUT/raw/$r.json"
+	if ! fio --direct=1 --ioengine=libaio --output-format=json --output="$j" "${jobs[@]}" \
+		> "$OUT/raw/$r.err" 2>&1; then
+		log "fio failed: $r: $(tail -c 300 "$OUT/raw/$r.err")"
+		failed=1
+	else
+		rm -f "$OUT/raw/$r.err"
+	fi
+	tsv_of "$j" "$W/row.tsv"
+	for ((k = 0; k < ${#cells[@]}; k++)); do
+		p=${cells[k]%.*}; rep=${cells[k]##*.}
+		if ! awk -F'\t' -v p="$p" -v n="$rep" '$2 == p && $3 == n {f = 1} END {exit !f}' \
+			"$W/row.tsv" && [ $failed = 1 ]; then
+			# again by itself
+			j="$OUT/raw/$r.$p.$rep.json"
+			eval "args=(${argv[k]})"
+			fio --direct=1 --ioengine=libaio --output-format=json --output="$j" \
+				--name="$r.$p.$rep" --filename="${devs[k]}" "${args[@]}" \
+				> "$OUT/raw/$r.$p.$rep.err" 2>&1 &&
+				rm -f "$OUT/raw/$r.$p.$rep.err"
+			tsv_of "$j" "$W/cell.tsv"
+			cat "$W/cell.tsv" >> "$W/row.tsv"
+		fi
+		if awk -F'\t' -v p="$p" -v n="$rep" '$2 == p && $3 == n {f = 1} END {exit !f}' \
+			"$W/row.tsv"; then
+			awk -F'\t' -v p="$p" -v n="$rep" '$2 == p && $3 == n' "$W/row.tsv" >> "$OUT/cells.tsv"
+		else
+			log "fio failed: $r $p rep $rep"
+			printf '%s\t%s\t%s\tNA\tNA\tfio-failed\n' "$r" "$p" "$rep" >> "$OUT/cells.tsv"
+		fi
 	done
 }
 

@@ -75,7 +75,7 @@ check:
 
 # The reliability tests' tools (tests/crash/), built here so the TCG guest
 # need not run gcc; the guest builds them itself when these are missing.
-crash-tools: userspace $(addprefix $(BUILD)/crash/,replay-log crashload mutate torn)
+crash-tools: userspace $(addprefix $(BUILD)/crash/,replay-log crashload mutate memhog torn)
 $(BUILD)/crash/%: $(TOP)/tests/crash/%.c
 	@mkdir -p $(@D) && $(CC) -O2 -Wall -Wextra -Werror -pthread -o $@ $<
 $(BUILD)/crash/torn: $(TOP)/tests/crash/torn.c $(TOP)/userspace/libcowchain.a

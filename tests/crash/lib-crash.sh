@@ -16,7 +16,7 @@ CRASH_BIN=/tmp/cowchain-crash-bin
 crash_build() {
 	local t
 	mkdir -p "$CRASH_BIN"
-	for t in replay-log crashload mutate; do
+	for t in replay-log crashload mutate memhog; do
 		if [ -x "$TOP/build/crash/$t" ] && [ ! "$CRASH_DIR/$t.c" -nt "$TOP/build/crash/$t" ]; then
 			ln -sf "$TOP/build/crash/$t" "$CRASH_BIN/$t"
 		elif [ ! -x "$CRASH_BIN/$t" ] || [ "$CRASH_DIR/$t.c" -nt "$CRASH_BIN/$t" ]; then
@@ -86,7 +86,10 @@ powercut_run() {
 	"$CC" write "$d/base.cow" --offset $((mib * 524288)) --length 1048576 --pattern 0xa5 \
 		>/dev/null || fail "write base"
 	"$CC" create "$d/top.cow" --parent "$d/base.cow" >/dev/null || fail "create top"
-	base=$(loop_attach "$d/base.cow" ro)
+	# read-write, so that a write the target sent to the ancestor would
+	# reach it and count in the loop device's statistics (checked at the end)
+	base=$(loop_attach "$d/base.cow")
+	echo 1 > "/sys/block/$(basename "$base")/queue/iostats" 2>/dev/null || true
 	sectors=$(( $(vsize "$d/top.cow") / 512 ))
 	if [ "$mode" != block ]; then
 		modprobe "$mode" 2>/dev/null || true
@@ -157,5 +160,15 @@ powercut_run() {
 		"($PC_LEAKY points with leaks), data as at the last mark or the next, check after recovery"
 	if [ "$k" -ne 0 ] || [ "$PC_POINTS" -ne "$npts" ]; then
 		fail "power-cut replay failed (see above)"
+	fi
+	# the ancestor, through the workload, every activation and journal
+	# replay of the checks: /sys/block/X/stat fields 5 and 12 are the
+	# writes and the discards completed
+	local io
+	read -r -a io < "/sys/block/$(basename "$base")/stat"
+	log "the ancestor's device: ${io[0]} reads, ${io[4]} writes, ${io[11]:-0} discards"
+	[ "${io[0]}" -gt 0 ] || fail "the ancestor's device counts no reads: its statistics are off"
+	if [ "${io[4]}" != 0 ] || [ "${io[11]:-0}" != 0 ]; then
+		fail "the target wrote to the ancestor: ${io[4]} writes, ${io[11]:-0} discards"
 	fi
 }

@@ -16,6 +16,16 @@
 # chain is root <- top; attach of top succeeds, the device reads what
 # the library read before the merge (sha256), and after detach
 # `check --chain` is clean and no loop device is left.
+# Part 2, a crash at the merge's later steps (COWCHAIN_TEST_MERGE_PAUSE_AT,
+# the merge killed with SIGKILL at its pause), on the same chain made anew:
+#   - killed before its first relink: no lock is held, only the MERGING
+#     marks refuse; attach of top is refused and the target refuses the
+#     table by hand; running the merge again finishes it, and top attaches
+#     and reads as before;
+#   - killed before it deletes mid: top is already relinked to root, so it
+#     attaches and reads as before; the merge run again while it is
+#     attached is refused (root is attached) and changes neither mid nor
+#     root; after detach it finishes: mid is gone, check is clean.
 # shellcheck source=tests/guest/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/guest/cc-lib.sh
@@ -53,26 +63,68 @@ refused() {
 	log "$what: refused: $ASSERT_ERR"
 }
 
-log "chain root <- mid <- top"
-"$CC" create root.cow --size 16M >/dev/null || fail "create root"
-"$CC" write root.cow --offset 0 --pattern 0x11 --length 2M >/dev/null || fail "write root"
-"$CC" create mid.cow --parent root.cow >/dev/null || fail "create mid"
-"$CC" write mid.cow --offset 1M --pattern 0x21 --length 2M >/dev/null || fail "write mid"
-"$CC" write mid.cow --offset 10M --zero --length 2M >/dev/null || fail "zero mid"
-"$CC" create top.cow --parent mid.cow >/dev/null || fail "create top"
-"$CC" write top.cow --offset 2M --pattern 0x31 --length 512K >/dev/null || fail "write top"
-want=$(lib_sum top.cow)
+# three_layers: root <- mid <- top in the current directory; sets want
+three_layers() {
+	log "chain root <- mid <- top"
+	"$CC" create root.cow --size 16M >/dev/null || fail "create root"
+	"$CC" write root.cow --offset 0 --pattern 0x11 --length 2M >/dev/null || fail "write root"
+	"$CC" create mid.cow --parent root.cow >/dev/null || fail "create mid"
+	"$CC" write mid.cow --offset 1M --pattern 0x21 --length 2M >/dev/null || fail "write mid"
+	"$CC" write mid.cow --offset 10M --zero --length 2M >/dev/null || fail "zero mid"
+	"$CC" create top.cow --parent mid.cow >/dev/null || fail "create top"
+	"$CC" write top.cow --offset 2M --pattern 0x31 --length 512K >/dev/null || fail "write top"
+	want=$(lib_sum top.cow)
+}
+# pause_merge AT: merge mid into root, stopped at AT (copy, relink, delete)
+pause_merge() {
+	COWCHAIN_TEST_MERGE_PAUSE=$pause COWCHAIN_TEST_MERGE_PAUSE_AT=$1 \
+		"$CC" merge --direction parent --batch 256K mid.cow > "$TEST_TMP/merge.out" 2>&1 &
+	mpid=$!
+	for ((i = 0; i < 600; i++)); do
+		[ -e "$pause" ] && break
+		kill -0 "$mpid" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ -e "$pause" ] || fail "the merge did not pause at $1: $(cat "$TEST_TMP/merge.out")"
+}
+# kill_merge: SIGKILL, as a crash would stop it
+kill_merge() {
+	kill -KILL "$mpid"
+	wait "$mpid" 2>/dev/null || true
+	mpid=
+	rm -f "$pause"
+}
+# target_refuses WHAT: a table made by hand over loop devices (past the
+# tool's checks) is refused by the target, which says why
+target_refuses() {
+	local f l loops=()
+	for f in top mid root; do
+		if [ $f = top ]; then l=$(losetup -f --show "$f.cow"); else l=$(losetup -f --show --read-only "$f.cow"); fi ||
+			fail "$1: losetup $f.cow"
+		loops+=("$l")
+	done
+	if dmsetup create vm --table "0 $((size / 512)) cowchain ${loops[0]} 2 ${loops[1]} ${loops[2]} -" \
+		2> "$TEST_TMP/dm.err"; then
+		dm_remove vm
+		fail "$1: the target took a merging chain"
+	fi
+	dmesg | tail -n 20 | grep -q "a layer of the chain is being merged" ||
+		fail "$1: the target's refusal does not say why: $(cat "$TEST_TMP/dm.err"); dmesg: $(dmesg | tail -n 5)"
+	for l in "${loops[@]}"; do losetup -d "$l" || fail "losetup -d $l"; done
+	nothing_left "$1: the table by hand"
+}
+# attach_reads WHAT: attach top, it reads $want, detach
+attach_reads() {
+	local dev
+	dev=$("$CC" attach vm top.cow) || fail "$1: attach"
+	assert_eq "$want" "$(dd if="$dev" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1)" \
+		"$1: the device vs the library before the merge"
+	"$CC" detach vm || fail "$1: detach"
+}
 
+three_layers
 log "merge mid into root, paused after its first step"
-COWCHAIN_TEST_MERGE_PAUSE=$pause "$CC" merge --direction parent --batch 256K mid.cow \
-	> "$TEST_TMP/merge.out" 2>&1 &
-mpid=$!
-for ((i = 0; i < 600; i++)); do
-	[ -e "$pause" ] && break
-	kill -0 "$mpid" 2>/dev/null || break
-	sleep 0.05
-done
-[ -e "$pause" ] || fail "the merge did not pause: $(cat "$TEST_TMP/merge.out")"
+pause_merge copy
 read -r _ ndone total < "$pause"
 ((ndone > 0 && ndone < total)) || fail "paused after $ndone of $total bytes: not in the middle"
 log "paused after $ndone of $total bytes"
@@ -91,21 +143,7 @@ refused "second merge" "^cowchain: .*mid\.cow.*(merge|in use)" "$CC" merge --dir
 refused "merge of top" "^cowchain: .*(mid|top)\.cow.*(merge|in use)" "$CC" merge --direction parent top.cow
 
 log "past the tool: the target refuses the merging chain"
-loops=()
-for f in top mid root; do
-	if [ $f = top ]; then l=$(losetup -f --show "$f.cow"); else l=$(losetup -f --show --read-only "$f.cow"); fi ||
-		fail "losetup $f.cow"
-	loops+=("$l")
-done
-if dmsetup create vm --table "0 $((size / 512)) cowchain ${loops[0]} 2 ${loops[1]} ${loops[2]} -" \
-	2> "$TEST_TMP/dm.err"; then
-	dm_remove vm
-	fail "the target took a merging chain"
-fi
-dmesg | tail -n 20 | grep -q "a layer of the chain is being merged" ||
-	fail "the target's refusal does not say why: $(cat "$TEST_TMP/dm.err"); dmesg: $(dmesg | tail -n 5)"
-for l in "${loops[@]}"; do losetup -d "$l" || fail "losetup -d $l"; done
-nothing_left "the table by hand"
+target_refuses "paused"
 assert_eq "$before" "$(files_sum)" "the files after the refusals"
 
 log "the merge goes on"
@@ -121,12 +159,58 @@ done
 "$CC" info top.cow | grep -q "^parent: *root\.cow " || fail "top is not a child of root: $("$CC" info top.cow)"
 
 log "attach after the merge"
-dev=$("$CC" attach vm top.cow) || fail "attach after the merge"
 on_exit cc_detach vm
-assert_eq "$want" "$(dd if="$dev" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1)" \
-	"the device after the merge vs the library before it"
-"$CC" detach vm || fail "detach"
+attach_reads "after the merge"
 "$CC" check --chain top.cow > "$TEST_TMP/check.out" 2>&1 ||
 	fail "check --chain top.cow: $(cat "$TEST_TMP/check.out")"
 nothing_left "after detach"
+log "part 1 ok in ${SECONDS}s"
+
+# ---- part 2: killed before the relink, killed before the delete
+d=$TEST_TMP/img2
+mkdir -p "$d"
+cd "$d"
+three_layers
+log "merge killed before its first relink"
+pause_merge relink
+read -r _ ndone total < "$pause"
+((ndone == total)) || fail "paused at relink after $ndone of $total bytes"
+kill_merge
+nothing_left "killed at relink"
+before=$(files_sum)
+refused "attach top, killed at relink" "^cowchain: cannot attach 'top\.cow': .*mid\.cow.*merge" \
+	"$CC" attach vm top.cow
+target_refuses "killed at relink"
+assert_eq "$before" "$(files_sum)" "the files after the refusals (killed at relink)"
+"$CC" merge --direction parent mid.cow > "$TEST_TMP/merge.out" 2>&1 ||
+	fail "the merge run again after the kill at relink: $(cat "$TEST_TMP/merge.out")"
+[ ! -e mid.cow ] || fail "mid.cow is still there after the merge was run again"
+attach_reads "after the merge killed at relink was finished"
+
+rm -f ./*.cow
+three_layers
+log "merge killed before it deletes mid"
+pause_merge delete
+kill_merge
+"$CC" info top.cow | grep -q "^parent: *root\.cow " ||
+	fail "top is not a child of root at the delete: $("$CC" info top.cow)"
+dev=$("$CC" attach vm top.cow) || fail "attach top, killed at delete"
+assert_eq "$want" "$(dd if="$dev" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1)" \
+	"the device, killed at delete, vs the library before the merge"
+before=$(sha256sum -- mid.cow root.cow)
+rc=0
+"$CC" merge --direction parent mid.cow > "$TEST_TMP/merge.out" 2>&1 || rc=$?
+assert_eq 1 "$rc" "the merge run again while top is attached ($(cat "$TEST_TMP/merge.out"))"
+grep -Eq "root\.cow.*is attached" "$TEST_TMP/merge.out" ||
+	fail "the refused merge does not name the attached root: $(cat "$TEST_TMP/merge.out")"
+assert_eq "$before" "$(sha256sum -- mid.cow root.cow)" "mid and root after the refused merge"
+log "merge while top is attached: refused: $(cat "$TEST_TMP/merge.out")"
+"$CC" detach vm || fail "detach, killed at delete"
+"$CC" merge --direction parent mid.cow > "$TEST_TMP/merge.out" 2>&1 ||
+	fail "the merge run again after detach: $(cat "$TEST_TMP/merge.out")"
+[ ! -e mid.cow ] || fail "mid.cow is still there after the merge was run again"
+attach_reads "after the merge killed at delete was finished"
+"$CC" check --chain top.cow > "$TEST_TMP/check.out" 2>&1 ||
+	fail "check --chain top.cow (part 2): $(cat "$TEST_TMP/check.out")"
+nothing_left "part 2, after detach"
 log "ok in ${SECONDS}s"

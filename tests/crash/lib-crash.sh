@@ -90,6 +90,9 @@ powercut_run() {
 	# reach it and count in the loop device's statistics (checked at the end)
 	base=$(loop_attach "$d/base.cow")
 	echo 1 > "/sys/block/$(basename "$base")/queue/iostats" 2>/dev/null || true
+	# a loop device keeps its counts across detach and attach: from here on
+	local io0
+	read -r -a io0 < "/sys/block/$(basename "$base")/stat"
 	sectors=$(( $(vsize "$d/top.cow") / 512 ))
 	if [ "$mode" != block ]; then
 		modprobe "$mode" 2>/dev/null || true
@@ -164,11 +167,12 @@ powercut_run() {
 	# the ancestor, through the workload, every activation and journal
 	# replay of the checks: /sys/block/X/stat fields 5 and 12 are the
 	# writes and the discards completed
-	local io
+	local io rd wr dc
 	read -r -a io < "/sys/block/$(basename "$base")/stat"
-	log "the ancestor's device: ${io[0]} reads, ${io[4]} writes, ${io[11]:-0} discards"
-	[ "${io[0]}" -gt 0 ] || fail "the ancestor's device counts no reads: its statistics are off"
-	if [ "${io[4]}" != 0 ] || [ "${io[11]:-0}" != 0 ]; then
-		fail "the target wrote to the ancestor: ${io[4]} writes, ${io[11]:-0} discards"
+	rd=$((io[0] - io0[0])) wr=$((io[4] - io0[4])) dc=$((${io[11]:-0} - ${io0[11]:-0}))
+	log "the ancestor's device: $rd reads, $wr writes, $dc discards"
+	[ "$rd" -gt 0 ] || fail "the ancestor's device counts no reads: its statistics are off"
+	if [ "$wr" != 0 ] || [ "$dc" != 0 ]; then
+		fail "the target wrote to the ancestor: $wr writes, $dc discards"
 	fi
 }

@@ -2,25 +2,20 @@
  * memhog: keep the system short of memory (issue 7, real memory pressure;
  * tests/guest/t-rel-pressure.sh).
  *
- *   memhog --leave MIB --seconds S      hold anonymous memory so that
- *                                       MemAvailable stays near MIB
- *   memhog --grow --seconds S           take memory until the OOM killer
- *                                       ends it
- *   --adj N                             its oom_score_adj (default 1000)
+ *   memhog --leave MIB --seconds S
  *
- * Every 10 ms it reads /proc/meminfo.  --leave: while MemAvailable is above
- * MIB it maps and touches another 4 MiB; while it is below MIB / 2 it gives
- * one back.  --grow never gives back.  Every second it writes to every page
- * it holds again: anonymous memory cannot be reclaimed without swap, so the
- * kernel must find its memory in the page cache and the free pages.  At
- * the default --adj it is the OOM killer's first choice.
+ * Holds anonymous memory so that MemAvailable stays near MIB.  Every 10 ms
+ * it reads /proc/meminfo: while MemAvailable is above MIB it maps and
+ * touches another 4 MiB; while it is below MIB / 2 it gives one back.
+ * Every second it writes to every page it holds again: anonymous memory
+ * cannot be reclaimed without swap, so the kernel must find its memory in
+ * the page cache and the free pages.  Should the OOM killer come, it is its
+ * first choice (oom_score_adj 1000).
  *
  * At the end (S seconds, SIGTERM, SIGINT) it prints one line:
  *   memhog: held_max_mib N avail_min_kb N free_min_kb N
- * A process the OOM killer ends prints nothing.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +71,7 @@ static void touch(char *p, unsigned char v)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: memhog (--leave MIB | --grow) --seconds S [--adj N]\n");
+	fprintf(stderr, "usage: memhog --leave MIB --seconds S\n");
 	exit(2);
 }
 
@@ -87,7 +82,7 @@ int main(int argc, char **argv)
 	size_t n = 0, held_max = 0, i;
 	double secs = -1, end, last_touch = 0;
 	unsigned char gen = 1;
-	int grow = 0, adj = 1000, a;
+	int a;
 	FILE *f;
 
 	for (a = 1; a < argc; a++) {
@@ -95,20 +90,16 @@ int main(int argc, char **argv)
 			leave_kb = strtol(argv[++a], NULL, 10) * 1024;
 		else if (!strcmp(argv[a], "--seconds") && a + 1 < argc)
 			secs = strtod(argv[++a], NULL);
-		else if (!strcmp(argv[a], "--grow"))
-			grow = 1;
-		else if (!strcmp(argv[a], "--adj") && a + 1 < argc)
-			adj = atoi(argv[++a]);
 		else
 			usage();
 	}
-	if (secs <= 0 || (grow == (leave_kb >= 0)) || adj < -1000 || adj > 1000)
+	if (secs <= 0 || leave_kb < 0)
 		usage();
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	f = fopen("/proc/self/oom_score_adj", "we");
 	if (f) {
-		fprintf(f, "%d\n", adj);
+		fputs("1000\n", f);
 		fclose(f);
 	}
 	end = now() + secs;
@@ -123,7 +114,7 @@ int main(int argc, char **argv)
 			avail_min = avail;
 		if (free_min < 0 || fre < free_min)
 			free_min = fre;
-		if ((grow || avail > leave_kb) && n < MAXCHUNKS) {
+		if (avail > leave_kb && n < MAXCHUNKS) {
 			char *p = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE,
 				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
@@ -133,9 +124,9 @@ int main(int argc, char **argv)
 				if (n > held_max)
 					held_max = n;
 			}
-			if (grow || avail - leave_kb > (long)(CHUNK >> 10))
+			if (avail - leave_kb > (long)(CHUNK >> 10))
 				continue;	/* far from the goal: no pause */
-		} else if (!grow && avail < leave_kb / 2 && n) {
+		} else if (avail < leave_kb / 2 && n) {
 			munmap(chunks[--n], CHUNK);
 		}
 		if (now() - last_touch > 1.0) {

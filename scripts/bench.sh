@@ -3,12 +3,16 @@
 #
 #   scripts/bench.sh [--kernel KVER|all] [--quick]
 #
+# Without --kernel: every installed kernel, or with --quick the newest only
+# (the quick run is the 5-minute subset: bench-guest.sh says what it runs).
 # Per kernel: build/bench/KVER/{results.md,cells.tsv,extra.tsv,notes.txt,raw/}
 # (raw/ holds fio's JSON for every cell).  Prints each results.md.
 # Environment: BENCH_QUICK=1 (same as --quick), BENCH_KVER (same as --kernel),
-# BENCH_GROUPS (which groups of rows; default "io loop ext4 act"),
+# BENCH_GROUPS (which groups of rows; default "io loop ext4 act", quick "io"),
 # BENCH_ROWS (only the fio rows whose names match one of these globs, e.g.
 # "rr4k-depth* mix*"; the untar and activation rows follow BENCH_GROUPS),
+# BENCH_REPS, BENCH_RUNTIME (reps per cell and seconds per timed cell;
+# default 5 and 4, quick 3 and 2),
 # BENCH_TIMEOUT (seconds per guest; default 3600 quick, 14400 full: a full
 # run takes over an hour on a 2-CPU host),
 # COWCHAIN_VM_MEM (default here 5120 MiB quick, 8192 full: the RAM disks
@@ -16,7 +20,7 @@
 # little for the loop rows' tmpfs files in 5 GiB).
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-kernel=${BENCH_KVER:-all}
+kernel=${BENCH_KVER:-}
 quick=${BENCH_QUICK:-0}
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -25,12 +29,18 @@ while [ $# -gt 0 ]; do
 	*) echo "usage: scripts/bench.sh [--kernel KVER|all] [--quick]" >&2; exit 2 ;;
 	esac
 done
-[ -z "$kernel" ] && kernel=all
-if [ "$kernel" = all ]; then mapfile -t kernels < <("$top/scripts/kernels.sh"); else kernels=("$kernel"); fi
+if [ "$kernel" = all ] || [ -z "$kernel" ]; then
+	mapfile -t kernels < <("$top/scripts/kernels.sh")
+	[ ${#kernels[@]} -gt 0 ] || { echo "bench: no kernel to boot (scripts/kernels.sh)" >&2; exit 1; }
+	[ -z "$kernel" ] && [ "$quick" = 1 ] && kernels=("${kernels[-1]}")
+else
+	kernels=("$kernel")
+fi
 [ -x "$top/userspace/cowchain" ] || make -C "$top" userspace
 out=$top/build/bench
 mkdir -p "$out"
 rc=0
+t_start=$(date +%s)
 echo "bench: building the layer images on the host"
 "$top/tests/bench/mkimages.sh" "$out/img"
 for k in "${kernels[@]}"; do
@@ -46,12 +56,13 @@ for k in "${kernels[@]}"; do
 		--timeout "${BENCH_TIMEOUT:-$([ "$quick" = 1 ] && echo 3600 || echo 14400)}" -- \
 		env BENCH_QUICK="$quick" BENCH_IMG="$out/img" BENCH_GROUPS="${BENCH_GROUPS:-}" \
 		BENCH_ROWS="${BENCH_ROWS:-}" BENCH_ACT_MIB="${BENCH_ACT_MIB:-}" \
+		BENCH_REPS="${BENCH_REPS:-}" BENCH_RUNTIME="${BENCH_RUNTIME:-}" \
 		BENCH_ACT_FULL_MIB="${BENCH_ACT_FULL_MIB:-}" \
 		"$top/tests/bench/bench-guest.sh" || rc=$?
 	mkdir -p "$out/$k"
 	cp -r "$out/vm/$k/bench/." "$out/$k/" 2>/dev/null || true
 	{
-		printf 'command\t%s\n' "make bench BENCH_KVER=$k$([ "$quick" = 1 ] && echo ' BENCH_QUICK=1')${BENCH_GROUPS:+ BENCH_GROUPS=\"$BENCH_GROUPS\"}${BENCH_ROWS:+ BENCH_ROWS=\"$BENCH_ROWS\"}"
+		printf 'command\t%s\n' "make bench BENCH_KVER=$k$([ "$quick" = 1 ] && echo ' BENCH_QUICK=1')${BENCH_GROUPS:+ BENCH_GROUPS=\"$BENCH_GROUPS\"}${BENCH_ROWS:+ BENCH_ROWS=\"$BENCH_ROWS\"}${BENCH_REPS:+ BENCH_REPS=$BENCH_REPS}${BENCH_RUNTIME:+ BENCH_RUNTIME=$BENCH_RUNTIME}"
 		printf 'date\t%s\n' "$start"
 		printf 'wall_s\t%s\n' "$(( $(date +%s) - s ))"
 		printf 'host_load_start\t%s\n' "$host_load"
@@ -66,4 +77,5 @@ for k in "${kernels[@]}"; do
 	command -v gnuplot >/dev/null && gnuplot -e "dir='$out/$k'" "$top/tests/bench/plot.gp" 2>/dev/null || echo "bench: no plots (gnuplot)"
 	cat "$out/$k/results.md"
 done
+echo "bench: took $(( $(date +%s) - t_start )) s"
 exit $rc

@@ -11,10 +11,13 @@
 #   extra.tsv       key <TAB> value (activation, memory, setup facts)
 #   notes.txt       what was skipped and why
 #
-# BENCH_QUICK=1: 3 reps, 2 s per timed cell, fewer depths and peers.
+# BENCH_QUICK=1: the 5-minute subset: 3 reps, 2 s per timed cell, the rows
+# that carry a target (QUICK_ROWS below) at depths 2 and 16, no qcow2 and no
+# dm-snapshot origin rows, and only the io group unless BENCH_GROUPS says.
 # BENCH_GROUPS: which groups of rows run, default all of "io loop ext4 act"
 # (io: the RAM-disk rows against every peer, depth rows included; loop;
 # ext4; act: activation time and memory).
+# BENCH_REPS, BENCH_RUNTIME: override the reps and the seconds per cell.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,11 +30,16 @@ mkdir -p "$OUT/raw"
 W=/tmp/bench; mkdir -p "$W"
 
 if [ "$QUICK" = 1 ]; then REPS=3; RT=2; else REPS=5; RT=4; fi
+REPS=${BENCH_REPS:-$REPS}; RT=${BENCH_RUNTIME:-$RT}
 log() { echo "bench: $(date +%T) $*"; }
 note() { echo "$*" >> "$OUT/notes.txt"; log "NOTE: $*"; }
 extra() { printf '%s\t%s\n' "$1" "$2" >> "$OUT/extra.tsv"; }
 die() { log "FATAL: $*"; exit 1; }
-GROUPS_RUN=" ${BENCH_GROUPS:-io loop ext4 act} "
+if [ "$QUICK" = 1 ]; then GROUPS_RUN=" ${BENCH_GROUPS:-io} "
+else GROUPS_RUN=" ${BENCH_GROUPS:-io loop ext4 act} "; fi
+# the quick subset: a row for every target of the RAM-disk rows
+QUICK_ROWS="rr4k-qd1-top ow4k-qd1 fsync-ow4k fw4k cu4k fsync-fw4k rr4k-depth* cu4k-depth*"
+[ "$QUICK" = 1 ] && [ -z "${BENCH_ROWS:-}" ] && BENCH_ROWS=$QUICK_ROWS
 want() { [[ $GROUPS_RUN == *" $1 "* ]]; }
 
 # private copies: the host may rebuild these while we run
@@ -59,7 +67,7 @@ TD=128;  TDLEN=32      # written in the top before the rows
 EM=160                 # empty: first writes, one slice per rep and row
 NV=448;  NVLEN=64      # never written anywhere
 SL=8                   # slice size (MiB): 128 clusters of 64 KiB
-if [ "$QUICK" = 1 ]; then DEPTHS_R="2 8 64"; DEPTHS_W="4 64"; SNAPN="1 16"
+if [ "$QUICK" = 1 ]; then DEPTHS_R="2 16"; DEPTHS_W="16"; SNAPN=""
 else DEPTHS_R="2 8 32 64"; DEPTHS_W="4 16 64"; SNAPN="1 4 16"; fi
 
 # ------------------------------------------------------------------ brd
@@ -68,12 +76,15 @@ modprobe brd rd_nr=$NRAM rd_size=$(( (V + 64) * 1024 )) max_part=0 || die "brd"
 next_ram=0
 # ram: the next unused RAM disk in $R (no command substitution: it must count)
 ram() { R=/dev/ram$next_ram; next_ram=$((next_ram + 1)); }
-# prefill DEV MIB: write MIB MiB of non-zero data so brd's pages exist
+# prefill DEV MIB [FROM_MIB]: write MIB MiB of non-zero data (from FROM_MIB
+# on) so brd's pages exist
 prefill() {
 	fio --name=fill --filename="$1" --rw=write --bs=1M --iodepth=8 --direct=1 \
-		--ioengine=libaio --size="${2}M" --buffer_pattern=0x5a --output=/dev/null --eta=never ||
-		die "prefill $1"
+		--ioengine=libaio --offset="${3:-0}M" --size="${2}M" --buffer_pattern=0x5a \
+		--output=/dev/null --eta=never || die "prefill $1"
 }
+# write_cache DEV: "write back" or "write through", as its queue says
+write_cache() { cat "/sys/block/$(basename "$(readlink -f "$1")")/queue/write_cache"; }
 zerofill() {  # DEV MIB: zeroes (for devices that hold layer images)
 	dd if=/dev/zero of="$1" bs=1M count="$2" oflag=direct status=none || die "zerofill $1"
 }
@@ -167,6 +178,38 @@ ram; LIN=$R; prefill "$LIN" $V
 dmc b-lin "0 $((V * 2048)) linear $LIN 0"
 lin=/dev/mapper/b-lin
 
+# ------------------------------------------------------------------ controls
+# Peers of the rows in the top that tell cowchain's own cost from the
+# run's noise and from dm core's, each on its own RAM disk, pre-filled where
+# those rows go (top data and never-written space):
+#   linear-b   dm-linear again: an A/A control, 1.00 but for the noise
+#   flakey     dm-flakey with no faults: the smallest target that, like
+#              cowchain, has an end_io and per-bio data
+#   linear-wc  (fsync rows) dm-linear over a RAM disk whose queue says it
+#              has a write cache, so that an fsync sends a flush through dm
+#              as it does through cowchain: cowchain's device has a write
+#              cache whatever its layers have (its commits need the
+#              flushes), while brd has none and a flush to dm-linear over
+#              it ends in the block layer.  6.1 lets the queue be told so;
+#              where the kernel refuses, no linear-wc cells.
+CTL="" CTL_WC=""
+ctl_ram() { ram; prefill "$R" "$TDLEN" "$TD"; prefill "$R" "$NVLEN" "$NV"; }
+ctl_ram; dmc b-linb "0 $((V * 2048)) linear $R 0" && CTL="linear-b=/dev/mapper/b-linb"
+if modprobe dm-flakey 2>/dev/null; then
+	ctl_ram; dmc b-flakey "0 $((V * 2048)) flakey $R 0 3600 0" && CTL="$CTL flakey=/dev/mapper/b-flakey"
+else
+	note "dm-flakey not loadable: no flakey cells"
+fi
+ctl_ram
+if echo "write back" > "/sys/block/${R#/dev/}/queue/write_cache" 2>/dev/null &&
+	dmsetup create b-linwc --table "0 $((V * 2048)) linear $R 0" &&
+	[ "$(write_cache /dev/mapper/b-linwc)" = "write back" ]; then
+	CTL_WC="linear-wc=/dev/mapper/b-linwc"
+else
+	note "linear-wc: this kernel does not let brd's queue say it has a write cache: no linear-wc cells"
+fi
+extra write_cache_linear "$(write_cache "$lin")"
+
 # ------------------------------------------------------------------ cowchain chains
 # Root: parent data over PD; a spine of 62 near-empty layers, each holding
 # a few clusters and sub-blocks in the top-data range (so the resolved
@@ -201,6 +244,7 @@ for d in $ALLD; do
 	dmc "b-cc$d" "0 $((V * 2048)) cowchain ${TDEV[$d]} $((d - 1))$anc -"
 	extra "status_cc$d" "$(dmsetup status "b-cc$d")"
 done
+extra write_cache_cowchain "$(write_cache /dev/mapper/b-cc2)"
 cc=/dev/mapper/b-cc2
 # top data: written through the device
 for d in $ALLD; do
@@ -289,6 +333,9 @@ qchain() {
 		--offset=$((TD * M)) --size=$((TDLEN * M)) --output=/dev/null --eta=never || return 1
 	QDEV[$n]=$nbd
 }
+if [ "$QUICK" = 1 ]; then
+	log "quick: no qcow2 (its chains take minutes to set up)"; NBD_OK=0
+fi
 if [ $NBD_OK = 1 ]; then
 	log "qcow2"
 	if qchain q2 2 off && qchain q2x 2 on; then
@@ -314,14 +361,14 @@ TDR="--offset=$((TD * M)) --size=$((TDLEN * M))"
 if want io; then
 # shellcheck disable=SC2046,SC2086
 {
-row rr4k-qd1-top  "$L $PEERS_R" --rw=randread --bs=4k --iodepth=1 $TDR $(T)
+row rr4k-qd1-top  "$L $PEERS_R $CTL" --rw=randread --bs=4k --iodepth=1 $TDR $(T)
 row rr4k-qd32-top "$L $PEERS_R" --rw=randread --bs=4k --iodepth=32 $TDR $(T)
 row rr4k-never    "$L $PEERS_R" --rw=randread --bs=4k --iodepth=1 --offset=$((NV * M)) --size=$((NVLEN * M)) $(T)
 row seqread-1m    "$L $PEERS_R" --rw=read --bs=1M --iodepth=4 $TDR $(T)
 row seqwrite-1m   "$L $PEERS_R" --rw=write --bs=1M --iodepth=4 $TDR $(T)
-row ow4k-qd1      "$L $PEERS_R" --rw=randwrite --bs=4k --iodepth=1 $TDR $(T)
-row ow4k-qd32     "$L $PEERS_R" --rw=randwrite --bs=4k --iodepth=32 $TDR $(T)
-row fsync-ow4k    "$L $PEERS_R" --rw=randwrite --bs=4k --iodepth=1 --fsync=1 $TDR $(T)
+row ow4k-qd1      "$L $PEERS_R $CTL" --rw=randwrite --bs=4k --iodepth=1 $TDR $(T)
+row ow4k-qd32     "$L $PEERS_R $CTL" --rw=randwrite --bs=4k --iodepth=32 $TDR $(T)
+row fsync-ow4k    "$L $PEERS_R $CTL $CTL_WC" --rw=randwrite --bs=4k --iodepth=1 --fsync=1 $TDR $(T)
 # first writes: one 4 KiB write into each 64 KiB cluster of a fresh slice
 SLICE="$EM 0" row fw4k "$L $PEERS_W" --rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
 SLICE="$PD 0" row cu4k "$L $PEERS_W" --rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
@@ -343,7 +390,7 @@ for d in $DEPTHS_W; do
 	[ -n "${QDEV[q$d]:-}" ] && p="$p qcow2=${QDEV[q$d]}"
 	SLICE="$PD 0" row "cu4k-depth$d" "$L $p" --rw=write:60k --bs=4k --iodepth=1 --offset=@S@ --size=$((SL * M))
 done
-if [ -d /sys/module/dm_snapshot ]; then
+if [ -d /sys/module/dm_snapshot ] && [ -n "$SNAPN" ]; then
 	ram; so=$R; prefill "$so" $PDLEN
 	dmc b-sn-o "0 $((V * 2048)) snapshot-origin $so"
 	nmax=$(echo "$SNAPN" | tr ' ' '\n' | sort -n | tail -1)

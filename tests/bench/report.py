@@ -27,7 +27,15 @@ for line in open(f"{d}/extra.tsv"):
     k, _, v = line.rstrip("\n").partition("\t")
     extra[k] = v
 
-PEERS = ["cowchain", "thin", "thin-nozero", "snapshot", "qcow2", "qcow2-xl2", "nbd-raw"]
+PEERS = ["cowchain", "thin", "thin-nozero", "snapshot", "qcow2", "qcow2-xl2", "nbd-raw",
+         "linear-b", "flakey", "linear-wc"]
+# controls (bench-guest.sh): what their columns say
+CONTROLS = {
+    "linear-b": "dm-linear on another RAM disk: an A/A control, 1.00 but for the run's noise",
+    "flakey": "dm-flakey without faults: the smallest target with an end_io and per-bio data",
+    "linear-wc": "dm-linear over a RAM disk whose queue says it has a write cache, so that each "
+                 "fsync sends a flush through dm as it does through cowchain",
+}
 
 
 def ratios(row, peer, base="linear"):
@@ -146,6 +154,15 @@ print("Ratio to dm-linear on the same kind of RAM disk in the same boot: median 
       "TCG-emulated guest and only indicative.\n")
 print("\n".join(out))
 print()
+ctl = [p for p in CONTROLS if p in present]
+if ctl:
+    print("Controls (rows in the top only): " + "; ".join(f"**{p}**: {CONTROLS[p]}" for p in ctl) + ".\n")
+if ("fsync-ow4k", "linear-wc") in cells and ("fsync-ow4k", "cowchain") in cells:
+    a, b = cells[("fsync-ow4k", "cowchain")], cells[("fsync-ow4k", "linear-wc")]
+    r = [a[k] / b[k] for k in a if a[k] and b.get(k)]
+    if r:
+        print(f"4k write + fsync, overwrite, against dm-linear with a write cache (the same flushes): "
+              f"cowchain {statistics.median(r):.2f} ({min(r):.2f}–{max(r):.2f}).\n")
 ACT = {"act-depth16": "one 4 KiB sub-block written per allocated cluster (partial clusters)",
        "act-full16": "whole clusters written"}
 for pfx, what in ACT.items():
@@ -189,7 +206,13 @@ with open(f"{d}/depth.dat", "w") as f:
              med(f"cu4k-snaporigin{dep}", "snapshot")]
         if any(x is not None for x in v):
             f.write(f"{dep} " + " ".join("NaN" if x is None else f"{x:.3f}" for x in v) + "\n")
+# a column per row the run has (gnuplot refuses a histogram without a point)
+FW = [(r, t) for r, t in (("fw4k", "4k first write"), ("cu4k", "4k copy-up"),
+                          ("cu64k", "64k full cluster"), ("fsync-fw4k", "4k first write + fsync"))
+      if any(med(r, p) is not None for p in present)]
 with open(f"{d}/firstwrite.dat", "w") as f:
+    f.write("i peer " + " ".join(f'"{t}"' for _, t in FW) + "\n")
     for i, p in enumerate(present):
-        v = [med(r, p) for r in ("fw4k", "cu4k", "cu64k", "fsync-fw4k")]
-        f.write(f"{i} {p} " + " ".join("NaN" if x is None else f"{x:.3f}" for x in v) + "\n")
+        v = [med(r, p) for r, _ in FW]
+        if any(x is not None for x in v):
+            f.write(f"{i} {p} " + " ".join("NaN" if x is None else f"{x:.3f}" for x, _ in zip(v, FW)) + "\n")

@@ -26,6 +26,12 @@
 #     attaches and reads as before; the merge run again while it is
 #     attached is refused (root is attached) and changes neither mid nor
 #     root; after detach it finishes: mid is gone, check is clean.
+# Part 3, the merge paused (not killed) before its first relink and before
+# it deletes mid, on the chain made anew each time: while it waits, attach
+# of top and of root read-only and a second merge are refused with the
+# file named and nothing left behind, (before the relink) the target
+# refuses the table by hand, and no file changes; let go, the merge ends
+# with status 0, nothing is locked, and top attaches and reads as before.
 # shellcheck source=tests/guest/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/guest/cc-lib.sh
@@ -213,4 +219,37 @@ attach_reads "after the merge killed at delete was finished"
 "$CC" check --chain top.cow > "$TEST_TMP/check.out" 2>&1 ||
 	fail "check --chain top.cow (part 2): $(cat "$TEST_TMP/check.out")"
 nothing_left "part 2, after detach"
+log "part 2 ok in ${SECONDS}s"
+
+# ---- part 3: paused at relink and at delete while the others try
+for at in relink delete; do
+	d=$TEST_TMP/img3-$at
+	mkdir -p "$d"
+	cd "$d"
+	three_layers
+	log "merge paused before its $([ $at = relink ] && echo "first relink" || echo "delete of mid")"
+	pause_merge "$at"
+	before=$(files_sum)
+	refused "attach top, paused at $at" "^cowchain: cannot attach 'top\.cow': .*(mid|root)\.cow.*(merge|in use)" \
+		"$CC" attach vm top.cow
+	refused "attach root read-only, paused at $at" "^cowchain: cannot attach 'root\.cow': .*root\.cow.*(merge|in use)" \
+		"$CC" attach vm root.cow --read-only
+	refused "second merge, paused at $at" "^cowchain: .*mid\.cow.*(merge|in use)" \
+		"$CC" merge --direction parent mid.cow
+	[ $at = relink ] && target_refuses "paused at relink"
+	assert_eq "$before" "$(files_sum)" "the files after the refusals (paused at $at)"
+	rm -f "$pause"
+	rc=0
+	wait "$mpid" || rc=$?
+	mpid=
+	assert_eq 0 "$rc" "the merge's status, paused at $at ($(cat "$TEST_TMP/merge.out"))"
+	for f in *.cow; do
+		flock -n -x "$f" true || fail "$f is still locked after the merge paused at $at"
+	done
+	[ ! -e mid.cow ] || fail "mid.cow is still there after the merge paused at $at"
+	attach_reads "after the merge paused at $at"
+	"$CC" check --chain top.cow > "$TEST_TMP/check.out" 2>&1 ||
+		fail "check --chain top.cow (paused at $at): $(cat "$TEST_TMP/check.out")"
+	nothing_left "part 3 ($at), after detach"
+done
 log "ok in ${SECONDS}s"

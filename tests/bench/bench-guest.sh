@@ -84,7 +84,10 @@ prefill() {
 		--output=/dev/null --eta=never || die "prefill $1"
 }
 # write_cache DEV: "write back" or "write through", as its queue says
-write_cache() { cat "/sys/block/$(basename "$(readlink -f "$1")")/queue/write_cache"; }
+# (by device number: without udev, /dev/mapper/X is a node, not a link)
+write_cache() {
+	cat "/sys/dev/block/$((0x$(stat -L -c %t "$1"))):$((0x$(stat -L -c %T "$1")))/queue/write_cache"
+}
 zerofill() {  # DEV MIB: zeroes (for devices that hold layer images)
 	dd if=/dev/zero of="$1" bs=1M count="$2" oflag=direct status=none || die "zerofill $1"
 }

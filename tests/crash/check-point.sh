@@ -4,13 +4,16 @@
 #  1. cowchain check: no corruption (leaks allowed, counted);
 #  2. the chain activates (dmsetup create) over the copy;
 #  3. block mode: every sector reads as at the last mark or the next one
-#     (crashload verify); fs mode: fsck is clean after a mount (journal
+#     (crashload verify); fio mode: every fio job whose data the last mark
+#     made durable and no later round touched verifies (fio --verify_only,
+#     fio-round.sh); fs mode: fsck is clean after a mount (journal
 #     replay) and every file synced before the last mark that the next
 #     round left alone reads back exactly;
 #  4. after deactivation, cowchain check again finds no corruption.
 # Appends "point mark harmless_before corruption_after" to $CP_STATS.
 # Environment: CP_CUR CP_WORK CP_BASEDEV CP_SECTORS CP_SNAP CP_STATS CP_CC
-#   CP_LOAD CP_MODE (block|ext4|xfs) CP_NAME (dm name)
+#   CP_LOAD CP_MODE (block|fio|ext4|xfs) CP_NAME (dm name); fio mode:
+#   CP_ROUNDS CP_MIB CP_SEED (powercut_run's)
 set -uo pipefail
 SECONDS=0
 if [ -n "${CP_TRACE:-}" ]; then	# step by step, with times, into CP_TRACE
@@ -42,6 +45,21 @@ rc=0
 case $CP_MODE in
 block)
 	"$CP_LOAD" verify --dev "$dev" --snap "$CP_SNAP" --mark "$mark" > "$CP_WORK.v" 2>&1 || rc=1
+	;;
+fio)
+	# shellcheck source=tests/crash/fio-round.sh
+	. "$(dirname "$0")/fio-round.sh"
+	: > "$CP_WORK.v"
+	k=0; [ -z "$mark" ] || k=${mark#f}
+	[ "$mark" != dm-log-writes-end ] || k=$CP_ROUNDS
+	n=0
+	while read -r r h; do
+		fio_job "$CP_WORK.fio" "$dev" "$r" "$h" "$CP_ROUNDS" "$CP_MIB" "$CP_SEED"
+		fio "$CP_WORK.fio" --verify_only --output="$CP_WORK.fo" > /dev/null 2>&1 ||
+			{ { echo "round $r job $h does not verify:"; cat "$CP_WORK.fo"; } >> "$CP_WORK.v"; rc=1; }
+		n=$((n + 1))
+	done < <(fio_durable "$k" "$CP_ROUNDS")
+	echo "fio jobs verified: $n" >> "$CP_WORK.v"
 	;;
 ext4|xfs)
 	m=$CP_WORK.mnt; mkdir -p "$m"

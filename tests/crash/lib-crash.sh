@@ -68,8 +68,12 @@ fs_round() {
 	if [ $((k % 2)) -eq 0 ]; then fstrim "$d" 2>/dev/null || true; fi
 }
 
+# shellcheck source=tests/crash/fio-round.sh
+. "$CRASH_DIR/fio-round.sh"
+
 # powercut_run MODE ROUNDS OPS MAXPOINTS NRANDOM SIZE_MIB SEED
-#   MODE block: crashload rounds of OPS operations; ext4/xfs: fs_round.
+#   MODE block: crashload rounds of OPS operations; fio: fio jobs with
+#   verify (fio-round.sh; OPS unused); ext4/xfs: fs_round.
 # Needs brd_setup 2 (>= image size) done by the caller: /dev/ram0 carries
 # the top, /dev/ram1 the log.  Prints what it tried and what held.
 powercut_run() {
@@ -94,7 +98,7 @@ powercut_run() {
 	local io0
 	read -r -a io0 < "/sys/block/$(basename "$base")/stat"
 	sectors=$(( $(vsize "$d/top.cow") / 512 ))
-	if [ "$mode" != block ]; then
+	if [ "$mode" = ext4 ] || [ "$mode" = xfs ]; then
 		modprobe "$mode" 2>/dev/null || true
 		grep -qw "$mode" /proc/filesystems || skip "no $mode in this kernel"
 		# mkfs before logging: through a loop device on the top file
@@ -123,6 +127,19 @@ powercut_run() {
 		"$LOAD" run --dev /dev/mapper/cc-pc --snap "$d/snap" --seed "$seed" --rounds "$rounds" \
 			--ops "$nops" --threads 4 --mark-cmd "dmsetup message cc-lw 0 mark" ||
 			fail "the workload failed on the live device"
+	elif [ "$mode" = fio ]; then
+		local h
+		dmsetup message cc-lw 0 mark f0 || fail "mark"
+		for ((k = 1; k <= rounds; k++)); do
+			for h in $(fio_jobs "$k"); do
+				fio_job "$d/r$k$h.fio" /dev/mapper/cc-pc "$k" "$h" "$rounds" "$mib" "$seed"
+				fio "$d/r$k$h.fio" --output="$d/r$k$h.out" ||
+					{ cat "$d/r$k$h.out"; fail "round $k job $h: fio failed or did not verify on the live device"; }
+			done
+			dmsetup message cc-lw 0 mark "f$k" || fail "mark"
+		done
+		log "$rounds rounds of fio: $(cat "$d"/r*.out | grep -o 'issued rwts: total=[0-9]*,[0-9]*' |
+			awk -F'[=,]' '{r += $2; w += $3} END {print w " writes, " r " verify reads"}')"
 	else
 		mkdir -p "$d/mnt"
 		mount -t "$mode" /dev/mapper/cc-pc "$d/mnt" || fail "mount $mode"
@@ -153,6 +170,7 @@ powercut_run() {
 	: > "$d/stats"
 	CP_CUR=$d/cur.img CP_WORK=$d/work.img CP_BASEDEV=$base CP_SECTORS=$sectors \
 	CP_SNAP=$d/snap CP_STATS=$d/stats CP_CC=$CC CP_LOAD=$LOAD CP_MODE=$mode CP_NAME=cc-rp \
+	CP_ROUNDS=$rounds CP_MIB=$mib CP_SEED=$seed \
 		"$REPLAY" --log /dev/ram1 --target "$d/cur.img" --points "$d/points" \
 		--exec "$CRASH_DIR/check-point.sh"
 	k=$?

@@ -99,7 +99,8 @@ bench: all
 
 lint:
 	shellcheck -x $(TOP)/scripts/*.sh $(TOP)/.ci/run $(TOP)/tests/run-check.sh $(TOP)/tests/guest/*.sh \
-		$(TOP)/tests/stress/*.sh $(TOP)/tests/crash/*.sh $(TOP)/tests/bench/*.sh
+		$(TOP)/tests/stress/*.sh $(TOP)/tests/crash/*.sh $(TOP)/tests/bench/*.sh \
+		$(TOP)/tests/*.sh $(TOP)/tests/cli/*.sh $(TOP)/tests/fuzz/*.sh
 
 clean:
 	@if [ -f $(TOP)/userspace/Makefile ]; then $(MAKE) -C $(TOP)/userspace clean; fi

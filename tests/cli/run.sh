@@ -164,9 +164,9 @@ done
 
 # check's problem table and docs/check.md list the same codes.
 missing=""
-for code in $(sed -n 's/^	P(\([A-Z_]*\),.*/\1/p' "$top/userspace/lib/check_problems.c"); do
+while read -r code; do
 	grep -q "| \`$code\` |" "$top/docs/check.md" || missing+=" $code"
-done
+done < <(sed -n 's/^	P(\([A-Z_]*\),.*/\1/p' "$top/userspace/lib/check_problems.c")
 ok=0; [ -z "$missing" ] && ok=1
 result "check/problem-codes-documented" $ok "not in docs/check.md:$missing"
 

@@ -27,17 +27,20 @@ if ! command -v "$CLANG" >/dev/null; then
 	echo "SKIP fuzz: $CLANG not installed"; exit 0
 fi
 mkdir -p "$out/corpus" "$out/seeds"
+read -ra pkgv <<< "$pkgs"
+read -ra cflags <<< "$(pkg-config --cflags "${pkgv[@]}")"
+read -ra libs <<< "$(pkg-config --libs "${pkgv[@]}")"
 srcs=("$here/fuzz_layer.c" "$top"/userspace/lib/*.c "$top/kernel/format.c" "$top/kernel/journal.c")
 if ! "$CLANG" -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-I"$top/kernel" -I"$top/userspace/lib" $(pkg-config --cflags $pkgs) \
-	-o "$out/fuzz_layer" "${srcs[@]}" $(pkg-config --libs $pkgs) 2>"$out/build.log"; then
+	-I"$top/kernel" -I"$top/userspace/lib" "${cflags[@]}" \
+	-o "$out/fuzz_layer" "${srcs[@]}" "${libs[@]}" 2>"$out/build.log"; then
 	cat "$out/build.log"; echo "FAIL fuzz/build"; exit 1
 fi
 
 # Seeds: trimmed to the last allocated byte (metadata lives at the front).
 seed() {	# seed NAME: img.cow in the current dir -> seeds/NAME
 	local end
-	end=$(( ($(du -B1 --apparent-size img.cow | cut -f1)) ))
+	end=$(du -B1 --apparent-size img.cow | cut -f1)
 	# Trim trailing holes: keep up to the end of the last data extent.
 	end=$(python3 -c '
 import os,sys
@@ -77,4 +80,4 @@ if [ $rc != 0 ] || ls crash-* leak-* timeout-* oom-* >/dev/null 2>&1; then
 	echo "FAIL fuzz/layer (${secs}s; log and reproducer in $out)"
 	exit 1
 fi
-echo "PASS fuzz/layer (${secs}s, $(ls corpus | wc -l) inputs in build/fuzz/corpus)"
+echo "PASS fuzz/layer (${secs}s, $(find corpus -type f | wc -l) inputs in build/fuzz/corpus)"

@@ -47,7 +47,7 @@ size_mb=${SOAK_SIZE_MB:-256}
 snaps=${SOAK_SNAPS:-2}
 merge_every=${SOAK_MERGE_EVERY:-2}
 merges_per=${SOAK_MERGES:-2}
-max_mb=${SOAK_MAX_MB:-700}
+max_mb=${SOAK_MAX_MB:-320}
 seed=${SOAK_SEED:-$(date +%s)}
 RANDOM=$seed
 ((size_mb % 64 == 0 && size_mb >= 128)) || fail "SOAK_SIZE_MB must be a multiple of 64, at least 128"

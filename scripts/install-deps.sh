@@ -12,7 +12,7 @@ set -eu
 PKGS="build-essential pkg-config kmod cpio xz-utils zstd gzip
       qemu-system-x86 busybox-static
       fio dmsetup libdevmapper-dev e2fsprogs xfsprogs util-linux coreutils
-      qemu-utils thin-provisioning-tools jq python3 gnuplot-nox
+      qemu-utils thin-provisioning-tools jq python3 gnuplot-nox linux-perf
       libcmocka-dev libjson-c-dev clang shellcheck
       linux-image-amd64 linux-headers-amd64"
 BPO_PKGS="linux-image-amd64 linux-headers-amd64"

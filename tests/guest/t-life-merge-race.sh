@@ -119,6 +119,19 @@ target_refuses() {
 	for l in "${loops[@]}"; do losetup -d "$l" || fail "losetup -d $l"; done
 	nothing_left "$1: the table by hand"
 }
+# let_go WHAT: the paused merge goes on and ends with status 0, mid gone,
+# nothing locked
+let_go() {
+	local rc=0 f
+	rm -f "$pause"
+	wait "$mpid" || rc=$?
+	mpid=
+	assert_eq 0 "$rc" "$1: the merge's status ($(cat "$TEST_TMP/merge.out"))"
+	for f in *.cow; do
+		flock -n -x "$f" true || fail "$1: $f is still locked after the merge"
+	done
+	[ ! -e mid.cow ] || fail "$1: mid.cow is still there after the merge"
+}
 # attach_reads WHAT: attach top, it reads $want, detach
 attach_reads() {
 	local dev
@@ -153,15 +166,7 @@ target_refuses "paused"
 assert_eq "$before" "$(files_sum)" "the files after the refusals"
 
 log "the merge goes on"
-rm -f "$pause"
-rc=0
-wait "$mpid" || rc=$?
-mpid=
-assert_eq 0 "$rc" "the merge's status ($(cat "$TEST_TMP/merge.out"))"
-for f in *.cow; do
-	flock -n -x "$f" true || fail "$f is still locked after the merge"
-done
-[ ! -e mid.cow ] || fail "mid.cow is still there"
+let_go "part 1"
 "$CC" info top.cow | grep -q "^parent: *root\.cow " || fail "top is not a child of root: $("$CC" info top.cow)"
 
 log "attach after the merge"
@@ -238,15 +243,7 @@ for at in relink delete; do
 		"$CC" merge --direction parent mid.cow
 	[ $at = relink ] && target_refuses "paused at relink"
 	assert_eq "$before" "$(files_sum)" "the files after the refusals (paused at $at)"
-	rm -f "$pause"
-	rc=0
-	wait "$mpid" || rc=$?
-	mpid=
-	assert_eq 0 "$rc" "the merge's status, paused at $at ($(cat "$TEST_TMP/merge.out"))"
-	for f in *.cow; do
-		flock -n -x "$f" true || fail "$f is still locked after the merge paused at $at"
-	done
-	[ ! -e mid.cow ] || fail "mid.cow is still there after the merge paused at $at"
+	let_go "paused at $at"
 	attach_reads "after the merge paused at $at"
 	"$CC" check --chain top.cow > "$TEST_TMP/check.out" 2>&1 ||
 		fail "check --chain top.cow (paused at $at): $(cat "$TEST_TMP/check.out")"

@@ -7,7 +7,8 @@
 # WORKLOAD: ow4k (4k random overwrite in the top, QD1), rr4k (4k random
 # read in the top, QD1), fw4k-fsync (a 4k first write into each cluster,
 # fsync after each: a commit per write), fsync-ow4k (4k overwrite + fsync:
-# nothing to commit).  Default: all four.
+# nothing to commit), rd1m (1 MiB sequential reads in the top, QD4).
+# Default: all five.
 #
 # Per workload and device: fio runs PROFILE_SECONDS (default 8) under
 # `perf record -a -g -e cpu-clock`; printed: fio's IOPS, the samples per
@@ -27,7 +28,7 @@ mkdir -p "$OUT" "$W"
 log() { echo "profile: $(date +%T) $*"; }
 die() { log "FATAL: $*"; exit 1; }
 command -v perf >/dev/null || die "perf is not installed (scripts/install-deps.sh installs linux-perf)"
-[ $# -gt 0 ] && work=("$@") || work=(ow4k rr4k fw4k-fsync fsync-ow4k)
+[ $# -gt 0 ] && work=("$@") || work=(ow4k rr4k fw4k-fsync fsync-ow4k rd1m)
 
 cp "$TOP/userspace/cowchain" "$W/cowchain"; CC=$W/cowchain
 ko="$TOP/build/kmod/$(uname -r)/dm-cowchain.ko"
@@ -64,6 +65,7 @@ args() {
 	ow4k) echo "--rw=randwrite --bs=4k --iodepth=1 ${TDR[*]} --time_based --runtime=$SECS" ;;
 	rr4k) echo "--rw=randread --bs=4k --iodepth=1 ${TDR[*]} --time_based --runtime=$SECS" ;;
 	fsync-ow4k) echo "--rw=randwrite --bs=4k --iodepth=1 --fsync=1 ${TDR[*]} --time_based --runtime=$SECS" ;;
+	rd1m) echo "--rw=read --bs=1M --iodepth=4 ${TDR[*]} --time_based --runtime=$SECS" ;;
 	fw4k-fsync)
 		slice=$((slice + 1))
 		echo "--rw=write:60k --bs=4k --iodepth=1 --fsync=1 --offset=$(( (160 + slice * 8) * M )) --size=$((8 * M))" ;;

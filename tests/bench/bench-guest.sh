@@ -182,7 +182,7 @@ dmc b-lin "0 $((V * 2048)) linear $LIN 0"
 lin=/dev/mapper/b-lin
 
 # ------------------------------------------------------------------ controls
-# Peers of the rows in the top that tell cowchain's own cost from the
+# Peers of the rows in the top (4k and 1M) that tell cowchain's own cost from the
 # run's noise and from dm core's, each on its own RAM disk, pre-filled where
 # those rows go (top data and never-written space):
 #   linear-b   dm-linear again: an A/A control, 1.00 but for the noise
@@ -367,8 +367,8 @@ if want io; then
 row rr4k-qd1-top  "$L $PEERS_R $CTL" --rw=randread --bs=4k --iodepth=1 $TDR $(T)
 row rr4k-qd32-top "$L $PEERS_R" --rw=randread --bs=4k --iodepth=32 $TDR $(T)
 row rr4k-never    "$L $PEERS_R" --rw=randread --bs=4k --iodepth=1 --offset=$((NV * M)) --size=$((NVLEN * M)) $(T)
-row seqread-1m    "$L $PEERS_R" --rw=read --bs=1M --iodepth=4 $TDR $(T)
-row seqwrite-1m   "$L $PEERS_R" --rw=write --bs=1M --iodepth=4 $TDR $(T)
+row seqread-1m    "$L $PEERS_R $CTL" --rw=read --bs=1M --iodepth=4 $TDR $(T)
+row seqwrite-1m   "$L $PEERS_R $CTL" --rw=write --bs=1M --iodepth=4 $TDR $(T)
 row ow4k-qd1      "$L $PEERS_R $CTL" --rw=randwrite --bs=4k --iodepth=1 $TDR $(T)
 row ow4k-qd32     "$L $PEERS_R $CTL" --rw=randwrite --bs=4k --iodepth=32 $TDR $(T)
 row fsync-ow4k    "$L $PEERS_R $CTL $CTL_WC" --rw=randwrite --bs=4k --iodepth=1 --fsync=1 $TDR $(T)

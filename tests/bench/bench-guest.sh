@@ -98,11 +98,25 @@ T() { echo "--time_based --runtime=$RT"; }
 # slice REGION_MIB SLOT REP: offset (bytes) of this rep's 16 MiB slice
 slice() { echo $(( ($1 + ($2 + $3 - 1) * SL) * M )); }
 
-# tsv_of JSON ROW-TSV: a cells.tsv line per job fio reports as done
+# tsv_of JSON ROW-TSV: a cells.tsv line per job fio reports as done.
+# Timed rows: fio's IOPS.  Rows written in slices (SLICE set: QD1, 64 to
+# 128 writes a cell, a few milliseconds on a fast host, where fio's IOPS
+# come from a runtime in whole milliseconds and one slow write moves the
+# mean): 10^9 / the median latency of a write (submission to completion,
+# --lat_percentiles), plus the median fsync latency where the row has
+# fsyncs; the note column says "p50".
 tsv_of() {
-	jq -r '.jobs[] | select(.error == 0) | (.jobname | split(".")) as $c |
-		[$c[0], $c[1], $c[2], (.read.iops + .write.iops),
-		 ((.read.bw + .write.bw) / 1024), ""] | @tsv' "$1" > "$2" 2>/dev/null || : > "$2"
+	if [ -n "${SLICE:-}" ]; then
+		jq -r '.jobs[] | select(.error == 0) | (.jobname | split(".")) as $c |
+			(([.read, .write] | map(select(.total_ios > 0) | .lat_ns.percentile["50.000000"]) | add)
+			 + (if (.sync.total_ios // 0) > 0 then .sync.lat_ns.percentile["50.000000"] else 0 end)) as $p |
+			[$c[0], $c[1], $c[2], (1e9 / $p), ((.read.bw + .write.bw) / 1024), "p50"] | @tsv' \
+			"$1" > "$2" 2>/dev/null || : > "$2"
+	else
+		jq -r '.jobs[] | select(.error == 0) | (.jobname | split(".")) as $c |
+			[$c[0], $c[1], $c[2], (.read.iops + .write.iops),
+			 ((.read.bw + .write.bw) / 1024), ""] | @tsv' "$1" > "$2" 2>/dev/null || : > "$2"
+	fi
 }
 
 # row ROW "PEER=DEV ..." FIO-ARGS (with @S@ replaced by the rep's slice
@@ -137,7 +151,7 @@ row() {
 			args=("$@")
 			if [ -n "${SLICE:-}" ]; then
 				# shellcheck disable=SC2086
-				args=("${args[@]//@S@/$(slice $SLICE "$rep")}")
+				args=("${args[@]//@S@/$(slice $SLICE "$rep")}" --lat_percentiles=1)
 			fi
 			cells+=("$p.$rep"); devs+=("$d"); argv+=("$(printf '%q ' "${args[@]}")")
 			jobs+=(--name="$r.$p.$rep" --filename="$d" --stonewall "${args[@]}")

@@ -71,7 +71,7 @@ if [ "$QUICK" = 1 ]; then DEPTHS_R="2 16"; DEPTHS_W="16"; SNAPN=""
 else DEPTHS_R="2 8 32 64"; DEPTHS_W="4 16 64"; SNAPN="1 4 16"; fi
 
 # ------------------------------------------------------------------ brd
-NRAM=200
+NRAM=216   # every peer, control and layer has its own; the snapshot-origin rows take the last
 modprobe brd rd_nr=$NRAM rd_size=$(( (V + 64) * 1024 )) max_part=0 || die "brd"
 next_ram=0
 # ram: the next unused RAM disk in $R (no command substitution: it must count)

@@ -98,15 +98,15 @@ T() { echo "--time_based --runtime=$RT"; }
 # slice REGION_MIB SLOT REP: offset (bytes) of this rep's 16 MiB slice
 slice() { echo $(( ($1 + ($2 + $3 - 1) * SL) * M )); }
 
-# tsv_of JSON ROW-TSV: a cells.tsv line per job fio reports as done.
-# Timed rows: fio's IOPS.  Rows written in slices (SLICE set: QD1, 64 to
-# 128 writes a cell, a few milliseconds on a fast host, where fio's IOPS
+# tsv_of JSON ROW-TSV [p50]: a cells.tsv line per job fio reports as done.
+# Timed rows: fio's IOPS.  p50, for rows written in slices and not timed
+# (QD1, 64 to 128 writes a cell, a few milliseconds on a fast host, where fio's IOPS
 # come from a runtime in whole milliseconds and one slow write moves the
 # mean): 10^9 / the median latency of a write (submission to completion,
 # --lat_percentiles), plus the median fsync latency where the row has
 # fsyncs; the note column says "p50".
 tsv_of() {
-	if [ -n "${SLICE:-}" ]; then
+	if [ "${3:-}" = p50 ]; then
 		jq -r '.jobs[] | select(.error == 0) | (.jobname | split(".")) as $c |
 			(([.read, .write] | map(select(.total_ios > 0) | .lat_ns.percentile["50.000000"]) | add)
 			 + (if (.sync.total_ios // 0) > 0 then .sync.lat_ns.percentile["50.000000"] else 0 end)) as $p |
@@ -128,9 +128,10 @@ tsv_of() {
 # run again one fio each (one peer's device failing must not cost the
 # others their cells); a cell that fails then too is NA "fio-failed".
 row() {
-	local r=$1 peers=$2 rep pd p d args g pats ok=1 list i n j k failed=0
+	local r=$1 peers=$2 rep pd p d args g pats ok=1 list i n j k failed=0 metric=""
 	local -a cells=() devs=() argv=() jobs=()
 	shift 2
+	[ -n "${SLICE:-}" ] && [[ " $* " != *" --time_based "* ]] && metric=p50
 	if [ -n "${BENCH_ROWS:-}" ]; then	# only the rows asked for (globs)
 		read -ra pats <<< "$BENCH_ROWS"
 		ok=0
@@ -151,8 +152,9 @@ row() {
 			args=("$@")
 			if [ -n "${SLICE:-}" ]; then
 				# shellcheck disable=SC2086
-				args=("${args[@]//@S@/$(slice $SLICE "$rep")}" --lat_percentiles=1)
+				args=("${args[@]//@S@/$(slice $SLICE "$rep")}")
 			fi
+			[ "$metric" = p50 ] && args+=(--lat_percentiles=1)
 			cells+=("$p.$rep"); devs+=("$d"); argv+=("$(printf '%q ' "${args[@]}")")
 			jobs+=(--name="$r.$p.$rep" --filename="$d" --stonewall "${args[@]}")
 		done
@@ -165,7 +167,7 @@ row() {
 	else
 		rm -f "$OUT/raw/$r.err"
 	fi
-	tsv_of "$j" "$W/row.tsv"
+	tsv_of "$j" "$W/row.tsv" "$metric"
 	for ((k = 0; k < ${#cells[@]}; k++)); do
 		p=${cells[k]%.*}; rep=${cells[k]##*.}
 		if ! awk -F'\t' -v p="$p" -v n="$rep" '$2 == p && $3 == n {f = 1} END {exit !f}' \
@@ -177,7 +179,7 @@ row() {
 				--name="$r.$p.$rep" --filename="${devs[k]}" "${args[@]}" \
 				> "$OUT/raw/$r.$p.$rep.err" 2>&1 &&
 				rm -f "$OUT/raw/$r.$p.$rep.err"
-			tsv_of "$j" "$W/cell.tsv"
+			tsv_of "$j" "$W/cell.tsv" "$metric"
 			cat "$W/cell.tsv" >> "$W/row.tsv"
 		fi
 		if awk -F'\t' -v p="$p" -v n="$rep" '$2 == p && $3 == n {f = 1} END {exit !f}' \

@@ -149,7 +149,7 @@ struct cowchain_tent *__cowchain_md_get_cluster(struct cowchain_md *md, u64 vc, 
 	if (IS_ERR(t))
 		return t;
 	if (!t->phys) {
-		if (md->free_clusters <= md->reserve || !take_cluster(md, &c)) {
+		if (md->free_clusters <= cowchain_md_reserve(md) || !take_cluster(md, &c)) {
 			spin_unlock(&md->alloc_lock);
 			return ERR_PTR(-ENOSPC);
 		}
@@ -273,6 +273,8 @@ static u64 alloc_meta_block(struct cowchain_md *md)
 	}
 	b = md->meta_next++;
 out:
+	if (b)
+		md->meta_homed++;	/* every call gives a map or a leaf its home */
 	spin_unlock(&md->alloc_lock);
 	return b;
 }

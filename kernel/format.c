@@ -320,7 +320,7 @@ void cowchain_sb_pack(const struct cowchain_sb *sb, struct cowchain_sb_disk *d)
 int cowchain_layout(struct cowchain_sb *sb, u64 journal_blocks,
 		    struct cowchain_err *err)
 {
-	u64 vclusters, leaves, maps, meta_clusters, cb_shift, header_end;
+	u64 vclusters, meta_clusters, cb_shift, header_end;
 
 	if (sb->cluster_shift < COWCHAIN_MIN_CLUSTER_SHIFT ||
 	    sb->cluster_shift > COWCHAIN_MAX_CLUSTER_SHIFT)
@@ -354,9 +354,8 @@ int cowchain_layout(struct cowchain_sb *sb, u64 journal_blocks,
 	 * 32768, all of them allocated.  Metadata blocks fill a metadata
 	 * cluster before another is opened, so add one partial cluster.
 	 */
-	leaves = (vclusters + COWCHAIN_LEAF_ENTRIES - 1) >> COWCHAIN_LEAF_SHIFT;
-	maps = (vclusters + (1ull << COWCHAIN_MAP_SPAN_SHIFT) - 1) >> COWCHAIN_MAP_SPAN_SHIFT;
-	meta_clusters = ((leaves + maps + (1ull << cb_shift) - 1) >> cb_shift) + 1;
+	meta_clusters = ((cowchain_index_blocks_worst(vclusters) + (1ull << cb_shift) - 1) >>
+			 cb_shift) + 1;
 	sb->capacity = sb->data_start + vclusters + meta_clusters;
 	return 0;
 }

@@ -66,6 +66,18 @@ static inline u64 cowchain_vclusters(const struct cowchain_sb *sb)
 	return (sb->virtual_size + (1ull << sb->cluster_shift) - 1) >> sb->cluster_shift;
 }
 
+/*
+ * Map and leaf blocks a virtual disk of vclusters can need when every
+ * cluster is allocated: one leaf per 128 clusters, one map per 32768
+ * (FORMAT.md 1).  The layout's capacity holds them; the kernel's allocator
+ * keeps back room for those not yet given a home.
+ */
+static inline u64 cowchain_index_blocks_worst(u64 vclusters)
+{
+	return ((vclusters + COWCHAIN_LEAF_ENTRIES - 1) >> COWCHAIN_LEAF_SHIFT) +
+	       ((vclusters + (1ull << COWCHAIN_MAP_SPAN_SHIFT) - 1) >> COWCHAIN_MAP_SPAN_SHIFT);
+}
+
 static inline u32 cowchain_subblocks(const struct cowchain_sb *sb)
 {
 	return 1u << (sb->cluster_shift - sb->subblock_shift);

@@ -823,7 +823,7 @@ void cowchain_worker(struct work_struct *ws)
 			}
 		}
 		cc->last_commit = jiffies;
-		if (READ_ONCE(cc->mode) == CM_OUT_OF_SPACE && md->free_clusters > md->reserve)
+		if (READ_ONCE(cc->mode) == CM_OUT_OF_SPACE && md->free_clusters > cowchain_md_reserve(md))
 			cowchain_set_mode(cc, CM_WRITE);
 	}
 	if (want_checkpoint) {

@@ -402,7 +402,7 @@ static void free_top_state(struct cowchain_md *md)
 	md->meta_free = NULL;
 	md->next_ext = md->n_ext = md->cap_ext = 0;
 	md->n_recycled = md->cap_recycled = md->n_pending = md->cap_pending = 0;
-	md->n_meta_free = md->next_meta_free = md->meta_clusters = 0;
+	md->n_meta_free = md->next_meta_free = md->meta_clusters = md->meta_homed = 0;
 	md->free_clusters = md->allocated = 0;
 	md->meta_next = md->meta_end = 0;
 	md->gen_bumped = false;
@@ -515,7 +515,7 @@ int cowchain_md_open(struct cowchain_md *md, const struct cowchain_open_args *a,
 	}
 
 	init_journal_state(md);
-	md->reserve = 4;
+	md->meta_worst = cowchain_index_blocks_worst(cowchain_vclusters(&md->layers[0].sb));
 	r = 0;
 out:
 	kvfree(ients.v);

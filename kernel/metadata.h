@@ -165,7 +165,8 @@ struct cowchain_md {
 	u64 *meta_free;
 	u64 n_meta_free, next_meta_free;
 	u64 meta_clusters;		/* metadata clusters the top uses */
-	u64 reserve;			/* clusters kept for index blocks */
+	u64 meta_homed;			/* map and leaf blocks with a home */
+	u64 meta_worst;			/* map and leaf blocks the disk can need */
 	/* journal */
 	u64 j_head, j_tail, j_seq;
 	bool j_empty;
@@ -271,6 +272,24 @@ static inline void cowchain_md_io_end(struct cowchain_md *md, u8 e)
 	smp_mb();	/* the count before ioc_waiting: pairs with drain_io() */
 	if (unlikely(READ_ONCE(md->ioc_waiting)))
 		wake_up(&md->ioc_wait);
+}
+
+/*
+ * Free clusters a data allocation must leave: enough for every map and
+ * leaf block the virtual disk can still need (meta_worst less those with a
+ * home) beyond the free blocks of the metadata clusters already open.  The
+ * layout's capacity holds every data cluster and all of that, so a top
+ * can take its whole virtual disk; on a smaller device (a block-device
+ * layer) the data runs out first and the index can still be written.
+ * alloc_lock.
+ */
+static inline u64 cowchain_md_reserve(const struct cowchain_md *md)
+{
+	u64 need = md->meta_worst > md->meta_homed ? md->meta_worst - md->meta_homed : 0;
+	u64 have = (md->n_meta_free - md->next_meta_free) + (md->meta_end - md->meta_next);
+	u32 shift = md->cluster_shift - COWCHAIN_BLOCK_SHIFT;
+
+	return need > have ? (need - have + (1ull << shift) - 1) >> shift : 0;
 }
 
 /* Room for extra freed clusters (worker, before freeing; may sleep). */

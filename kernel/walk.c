@@ -236,6 +236,8 @@ static int check_overlaps(struct walk *w)
 			*w->error = "an index block of a layer is reached twice";
 			return -EINVAL;
 		}
+	if (!w->li)
+		w->md->meta_homed = w->metas.n;	/* distinct map and leaf blocks */
 	if (!w->li && collect_meta_free(w)) {
 		*w->error = "cannot allocate memory for the free-space map";
 		return -ENOMEM;

@@ -7,7 +7,11 @@
 #    activations (many activations each adding one leaf need no more
 #    metadata clusters than the blocks require);
 #  - clusters freed by discard are discarded on the top device after the
-#    commit: the layer file gets its space back.
+#    commit: the layer file gets its space back;
+#  - a child holds its whole virtual disk: every cluster written through
+#    the device (and again after a re-activation) with no error and no
+#    out_of_space; the layout's capacity is all it needs (the allocator
+#    once kept 4 clusters back and ran out a few clusters short).
 # shellcheck source=tests/guest/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/guest/cc-lib.sh
@@ -95,4 +99,30 @@ dm_remove cc-space
 log "comparing"
 same_as_library_file "$d/pd.cow" "$d/shown" "after passdown"
 "$CC" check "$d/pd.cow" >/dev/null || fail "check pd"
+
+log "a child holds its whole virtual disk"
+"$CC" create "$d/fr.cow" --size 16M >/dev/null || fail "create fr"
+"$CC" write "$d/fr.cow" --offset 0 --pattern 0x5a --length 4M >/dev/null || fail "write fr"
+"$CC" create "$d/full.cow" --parent "$d/fr.cow" >/dev/null || fail "create full"
+for pass in 1 2; do
+	dm_create cc-space "$(chain_table "$d/full.cow" "$d/fr.cow")"
+	# 512-byte writes at the start of every cluster (copy-up over the
+	# parent's data, first writes after it), then the whole disk
+	for ((c = 0; c < 256; c++)); do
+		printf 'p%03d' "$c" | dd of=/dev/mapper/cc-space bs=512 seek=$((c * 128)) conv=sync \
+			oflag=direct status=none || fail "pass $pass: 512-byte write into cluster $c"
+	done
+	dd if=/dev/urandom of="$d/full.ref" bs=1M count=16 status=none
+	dd if="$d/full.ref" of=/dev/mapper/cc-space bs=1M oflag=direct status=none ||
+		fail "pass $pass: writing the whole disk: $(dmsetup status cc-space)"
+	sync /dev/mapper/cc-space || fail "pass $pass: fsync"
+	st=$(dmsetup status cc-space)
+	case $st in *out_of_space*|*" ro "*|*fail*) fail "pass $pass: status $st" ;; esac
+	dm_remove cc-space
+	same_as_library_file "$d/full.cow" "$d/full.ref" "the whole disk, pass $pass"
+	log "pass $pass: $(field "$d/full.cow" allocated_clusters) clusters," \
+		"$(field "$d/full.cow" metadata_clusters) metadata cluster(s); status was: $st"
+done
+assert_eq 256 "$(field "$d/full.cow" allocated_clusters)" "full: data clusters"
+"$CC" check "$d/full.cow" >/dev/null || fail "check full"
 log "ok"

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Hostile images, long tier: 2000 variants (seeds 1000..2999).
+# Hostile images, long tier: 2000 variants (seeds 1000..2999);
+# COWCHAIN_STRESS_IMAGES sets how many (the issue asks for at least 1000).
 # shellcheck source=tests/guest/lib.sh
 . "$(dirname "$0")/../guest/lib.sh"
 # shellcheck source=tests/guest/cc-lib.sh
@@ -9,5 +10,5 @@
 require_cmd gcc
 # shellcheck source=tests/crash/images.sh
 . "$TOP/tests/crash/images.sh"
-images_run 2000 1000
+images_run "${COWCHAIN_STRESS_IMAGES:-2000}" 1000
 log "ok"

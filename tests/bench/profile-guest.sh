@@ -12,8 +12,9 @@
 #
 # Per workload and device: fio runs PROFILE_SECONDS (default 8) under
 # `perf record -a -g -e cpu-clock`; printed: fio's IOPS, the samples per
-# module (dso) and the hottest symbols, and for cowchain the target's own
-# symbols.  Kept in $COWCHAIN_OUT/profile/ (perf.data files and reports).
+# dso, the hottest symbols, the share of the samples in dm_cowchain,
+# dm_mod and brd (by their symbols in /proc/kallsyms), and for cowchain
+# the target's own symbols.  Kept in $COWCHAIN_OUT/profile/ (perf.data files and reports).
 # The devices are as in bench-guest.sh: RAM disks, a chain of two (root
 # with data at [0, 8 MiB): no workload here reads the parent; top data at
 # [128, 160 MiB)), dm-linear on a pre-filled RAM disk of its own.
@@ -82,18 +83,28 @@ for w in "${work[@]}"; do
 			--output-format=json --output="$OUT/$n.json" > "$OUT/$n.record.log" 2>&1 ||
 			die "perf record $n: $(tail -n 5 "$OUT/$n.record.log")"
 		iops=$(jq '.jobs[0].read.iops + .jobs[0].write.iops' "$OUT/$n.json")
-		perf report -i "$OUT/$n.data" --no-children --sort dso --stdio 2>/dev/null |
+		perf report -i "$OUT/$n.data" --kallsyms=/proc/kallsyms --no-children --sort dso --stdio -g none 2>/dev/null |
 			grep -v '^#' | grep -v '^$' | head -n 12 > "$OUT/$n.dso.txt"
-		perf report -i "$OUT/$n.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
+		perf report -i "$OUT/$n.data" --kallsyms=/proc/kallsyms --no-children --sort dso,sym --stdio -g none 2>/dev/null |
 			grep -v '^#' | grep -v '^$' | head -n 40 > "$OUT/$n.sym.txt"
 		log "$n: $(printf '%.0f' "$iops") IOPS; samples by module:"
 		sed 's/^/    /' "$OUT/$n.dso.txt"
 		log "$n: hottest symbols:"
 		head -n 25 "$OUT/$n.sym.txt" | sed 's/^/    /'
+		# kernel symbols resolve through kallsyms, modules' too, so the
+		# module split is made from each module's symbols
+		perf report -i "$OUT/$n.data" --kallsyms=/proc/kallsyms --no-children --sort sym --stdio \
+			-g none 2>/dev/null | grep '%' > "$OUT/$n.allsym.txt"
+		for mod in dm_cowchain dm_mod brd; do
+			awk -v m="[$mod]" '$4 == m {print $3}' /proc/kallsyms | sort -u > "$W/$mod.syms"
+			printf '%s %s\n' "$mod" "$(awk 'NR == FNR {s[$1] = 1; next} ($NF in s) {t += $1} END {printf "%.2f%%", t}' \
+				"$W/$mod.syms" "$OUT/$n.allsym.txt")"
+		done > "$OUT/$n.modules.txt"
+		log "$n: samples in modules: $(tr '\n' ' ' < "$OUT/$n.modules.txt")"
 		if [ "$p" = cowchain ]; then
 			log "$n: the target's own symbols:"
-			perf report -i "$OUT/$n.data" --no-children --dsos dm_cowchain --sort sym --stdio -g none \
-				2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 15 | sed 's/^/    /'
+			awk 'NR == FNR {s[$1] = 1; next} ($NF in s)' "$W/dm_cowchain.syms" "$OUT/$n.allsym.txt" |
+				head -n 15 | sed 's/^/    /'
 		fi
 	done
 done

@@ -69,6 +69,7 @@ static int resolve_chain(const char *top, struct cowchain_devset *s, bool refuse
 	u32 i;
 	int r;
 
+	memset(s, 0, sizeof(*s));	/* every field, params too: devset_free frees them */
 	r = cowchain_chain_open(top, 0, &c, err);
 	if (r)
 		return r;
@@ -229,7 +230,7 @@ static void unlock_chain(int *fds, u32 n)
 static int lock_chain(const char *top, struct cowchain_devset *s, int **fdsp,
 		      struct cowchain_error *err)
 {
-	struct cowchain_devset first;
+	struct cowchain_devset first = { 0 };
 	int *fds;
 	u32 i;
 	int r;

@@ -6,7 +6,8 @@
 # Without --kernel: every installed kernel, or with --quick the newest only
 # (the quick run is the 5-minute subset: bench-guest.sh says what it runs).
 # Per kernel: build/bench/KVER/{results.md,cells.tsv,extra.tsv,notes.txt,raw/}
-# (raw/ holds fio's JSON for every cell).  Prints each results.md.
+# (raw/ holds fio's JSON for every cell; the run before is kept as
+# build/bench/KVER.prev).  Prints each results.md.
 # Environment: BENCH_QUICK=1 (same as --quick), BENCH_KVER (same as --kernel),
 # BENCH_GROUPS (which groups of rows; default "io loop ext4 act", quick "io"),
 # BENCH_ROWS (only the fio rows whose names match one of these globs, e.g.
@@ -45,7 +46,8 @@ echo "bench: building the layer images on the host"
 "$top/tests/bench/mkimages.sh" "$out/img"
 for k in "${kernels[@]}"; do
 	[ -f "$top/build/kmod/$k/dm-cowchain.ko" ] || make -C "$top" modules KVER="$k"
-	rm -rf "${out:?}/$k"
+	# the previous run of this kernel is kept once, as KVER.prev
+	if [ -d "$out/$k" ]; then rm -rf "${out:?}/$k.prev"; mv "$out/$k" "$out/$k.prev"; fi
 	host_load="$(cut -d' ' -f1-3 /proc/loadavg)"
 	host_qemus="$(pgrep -c qemu-system || true)"
 	start=$(date -u '+%Y-%m-%d %H:%M UTC')

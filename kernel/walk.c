@@ -190,6 +190,7 @@ static int collect_meta_free(struct walk *w)
 	u32 shift = w->l->sb.cluster_shift - COWCHAIN_BLOCK_SHIFT;
 	u64 i = 0, n = 0, cap = 0, b, c, k;
 
+	md->meta_homed = w->metas.n;	/* map and leaf blocks with a home */
 	/* count first: one exact allocation */
 	for (k = 0; k < 2; k++) {
 		for (i = 0; i < w->metas.n; ) {
@@ -236,8 +237,6 @@ static int check_overlaps(struct walk *w)
 			*w->error = "an index block of a layer is reached twice";
 			return -EINVAL;
 		}
-	if (!w->li)
-		w->md->meta_homed = w->metas.n;	/* distinct map and leaf blocks */
 	if (!w->li && collect_meta_free(w)) {
 		*w->error = "cannot allocate memory for the free-space map";
 		return -ENOMEM;

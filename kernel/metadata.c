@@ -138,6 +138,20 @@ static int read_sb(struct cowchain_md *md, struct cowchain_layer *l,
 		i = 0;
 	else if (!r[1])
 		i = 1;
+	/*
+	 * FORMAT.md 4, as lib/layer.c: a newer slot that is sound but needs
+	 * a version or feature this build lacks refuses the layer; falling
+	 * back to the older slot would roll back a newer writer's changes.
+	 * (cowchain_sb_unpack sets seq before it validates.)
+	 */
+	if (i >= 0 && r[!i] == -EOPNOTSUPP && s[!i]->seq > s[i]->seq) {
+		DMERR("%s: %s: superblock slot %d (seq %llu, newer than slot %d's %llu): %s",
+		      devname, l->dev->name, !i, s[!i]->seq, i, s[i]->seq, err[!i].msg);
+		kfree(s[0]);
+		kfree(s[1]);
+		*error = "layer uses an unsupported format version or feature";
+		return -EOPNOTSUPP;
+	}
 	if (i >= 0)
 		l->sb = *s[i];
 	kfree(s[0]);

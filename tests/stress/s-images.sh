@@ -10,5 +10,6 @@
 require_cmd gcc
 # shellcheck source=tests/crash/images.sh
 . "$TOP/tests/crash/images.sh"
-images_run "${COWCHAIN_STRESS_IMAGES:-2000}" 1000
+# shellcheck disable=SC2046 # a list of seeds
+images_run $(seq 1000 $((1000 + ${COWCHAIN_STRESS_IMAGES:-2000} - 1)))
 log "ok"

@@ -117,15 +117,39 @@ static int check_superblock(struct walker *w, bool *have_sb)
 	struct cowchain_sb_disk d[2];
 	struct cowchain_sb s[2];
 	struct cowchain_err e[2];
+	u64 blocks = w->file_size >> COWCHAIN_BLOCK_SHIFT;
 	int r[2], i, cur, oth;
+	bool sized = true;
 
+	/*
+	 * The slot is chosen as every reader chooses it (lib/layer.c, the
+	 * target): a slot whose capacity does not fit the file fails like
+	 * any other check, and the other slot is used.  Only when neither
+	 * fits are the slots taken without the file's size, so that a
+	 * truncated file is reported as FILE_TRUNCATED below and not as
+	 * two damaged slots.
+	 */
 	for (i = 0; i < 2; i++) {
 		int rr = raw_read(w->fd, w->file_size, i, &d[i]);
 
 		if (rr)
 			return cc_fail(w->cx->err, rr, "cannot read '%s': %s", w->path,
 				       strerror(-rr));
-		r[i] = cowchain_sb_unpack(&d[i], i, 0, &s[i], &e[i]);
+		r[i] = cowchain_sb_unpack(&d[i], i, blocks, &s[i], &e[i]);
+	}
+	if (r[0] && r[1] && r[0] != -EOPNOTSUPP && r[1] != -EOPNOTSUPP) {
+		struct cowchain_sb t[2];
+		struct cowchain_err te[2];
+		int tr[2];
+
+		for (i = 0; i < 2; i++)
+			tr[i] = cowchain_sb_unpack(&d[i], i, 0, &t[i], &te[i]);
+		if (!tr[0] || !tr[1]) {
+			memcpy(r, tr, sizeof(r));
+			memcpy(s, t, sizeof(s));
+			memcpy(e, te, sizeof(e));
+			sized = false;
+		}
 	}
 	if (r[0] && r[1]) {
 		for (i = 0; i < 2; i++)
@@ -191,7 +215,7 @@ static int check_superblock(struct walker *w, bool *have_sb)
 			  st, st < sizeof(role) / sizeof(role[0]) && role[st] ? role[st] : "unknown",
 			  (unsigned long long)w->sb.merge_cursor, peer);
 	}
-	if ((w->sb.capacity << w->sb.cluster_shift) > w->file_size)
+	if (!sized)
 		cc_report(w, CK_FILE_TRUNCATED, 1, "%llu bytes, capacity needs %llu",
 			  (unsigned long long)w->file_size,
 			  (unsigned long long)(w->sb.capacity << w->sb.cluster_shift));

@@ -76,9 +76,11 @@ check:
 
 # The reliability tests' tools (tests/crash/), built here so the TCG guest
 # need not run gcc; the guest builds them itself when these are missing.
-crash-tools: userspace $(addprefix $(BUILD)/crash/,replay-log crashload mutate memhog torn)
+crash-tools: userspace $(addprefix $(BUILD)/crash/,replay-log crashload mutate memhog tableload torn)
 $(BUILD)/crash/%: $(TOP)/tests/crash/%.c
 	@mkdir -p $(@D) && $(CC) -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+$(BUILD)/crash/tableload: $(TOP)/tests/crash/tableload.c
+	@mkdir -p $(@D) && $(CC) -O2 -Wall -Wextra -Werror -o $@ $< $$(pkg-config --libs devmapper)
 $(BUILD)/crash/torn: $(TOP)/tests/crash/torn.c $(TOP)/userspace/libcowchain.a
 	@mkdir -p $(@D) && $(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -I$(TOP)/kernel \
 		-I$(TOP)/userspace/lib -o $@ $^ -Wl,--wrap=pwrite $$(pkg-config --libs json-c devmapper)

@@ -14,21 +14,28 @@ CRASH_DIR=$TOP/tests/crash
 # date, else built once per guest boot (gcc under TCG is slow).
 CRASH_BIN=/tmp/cowchain-crash-bin
 crash_build() {
-	local t
 	mkdir -p "$CRASH_BIN"
-	for t in replay-log crashload mutate memhog; do
-		if [ -x "$TOP/build/crash/$t" ] && [ ! "$CRASH_DIR/$t.c" -nt "$TOP/build/crash/$t" ]; then
-			ln -sf "$TOP/build/crash/$t" "$CRASH_BIN/$t"
-		elif [ ! -x "$CRASH_BIN/$t" ] || [ "$CRASH_DIR/$t.c" -nt "$CRASH_BIN/$t" ]; then
-			gcc -O2 -Wall -Wextra -Werror -pthread -o "$CRASH_BIN/$t.tmp" "$CRASH_DIR/$t.c" ||
-				fail "cannot build $t"
-			mv "$CRASH_BIN/$t.tmp" "$CRASH_BIN/$t"
-		fi
-	done
+	crash_tool replay-log; crash_tool crashload; crash_tool mutate; crash_tool memhog
+	crash_tool tableload -ldevmapper
 	REPLAY=$CRASH_BIN/replay-log
 	LOAD=$CRASH_BIN/crashload
 	# shellcheck disable=SC2034 # used by images.sh
 	MUTATE=$CRASH_BIN/mutate
+	# shellcheck disable=SC2034 # used by t-rel-tables.sh
+	TABLELOAD=$CRASH_BIN/tableload
+}
+
+# crash_tool NAME [LIBS...]: $CRASH_BIN/NAME from build/crash/ or built here.
+crash_tool() {
+	local t=$1
+	shift
+	if [ -x "$TOP/build/crash/$t" ] && [ ! "$CRASH_DIR/$t.c" -nt "$TOP/build/crash/$t" ]; then
+		ln -sf "$TOP/build/crash/$t" "$CRASH_BIN/$t"
+	elif [ ! -x "$CRASH_BIN/$t" ] || [ "$CRASH_DIR/$t.c" -nt "$CRASH_BIN/$t" ]; then
+		gcc -O2 -Wall -Wextra -Werror -pthread -o "$CRASH_BIN/$t.tmp" "$CRASH_DIR/$t.c" "$@" ||
+			fail "cannot build $t"
+		mv "$CRASH_BIN/$t.tmp" "$CRASH_BIN/$t"
+	fi
 }
 
 # crash_points LIST MAX NRANDOM SEED: the points to check, from a

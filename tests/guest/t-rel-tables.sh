@@ -4,11 +4,14 @@
 # features; messages with every argument count and junk; each refused
 # with the target's own error (or accepted where valid), nothing left
 # behind, and unreclaimable slab stable over the iterations.
-# COWCHAIN_REL_TABLE_ITERS: loops over the whole list (stress: many).
+# COWCHAIN_REL_TABLE_ITERS: loops over the whole list after the first
+# (stress: many), by tests/crash/tableload.c through libdevmapper.
 # shellcheck source=tests/guest/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/guest/cc-lib.sh
 . "$(dirname "$0")/cc-lib.sh"
+# shellcheck source=tests/crash/lib-crash.sh
+. "$TOP/tests/crash/lib-crash.sh"
 
 iters=${COWCHAIN_REL_TABLE_ITERS:-0}
 # extra table lengths to try each table with (stress: 1)
@@ -97,15 +100,44 @@ one_round() {
 	fi
 	dm_remove cc-tab
 }
+# The same steps for tests/crash/tableload.c (the rounds after the first):
+# the tables at lengths dmsetup would send (not "junk": dmsetup's own parser
+# refuses it; -1 is 2^64-1), then the messages on a live device.
+steps() {
+	local t l m kind
+	for t in "${tables[@]}"; do
+		case $t in
+		"$top 1 $root - 0"|"$top 0x1 $root -") kind=any ;;
+		*) kind=refuse ;;
+		esac
+		for l in "$n" ${COWCHAIN_REL_TABLE_LENS:-}; do printf '%s\t%s\t%s\n' $kind "$l" "$t"; done
+	done
+	for l in "$n" 1; do printf 'any\t%s\t%s\n' "$l" "$top 1 $root -"; done
+	for l in 0 $((n + 1)) "$big"; do printf 'refuse\t%s\t%s\n' "$l" "$top 1 $root -"; done
+	printf 'live\t%s\t%s\n' "$n" "$top 1 $root -"
+	for m in "" commit "commit x" checkpoint "checkpoint 1 2" map "map 0" "map $((n - 1))" \
+		"map $n" "map -1" "map $big" "map 99999999999999999999999" "map abc" "map 1 2" \
+		"bogus" "$(printf 'z%.0s' {1..500})"; do
+		printf 'msg\t%s\n' "$m"
+	done
+	printf 'msgok\tmap 0\nend\n'
+}
+
 one_round	# warm the caches
 echo 3 > /proc/sys/vm/drop_caches
 s0=$(slab)
-for ((i = 0; i < iters; i++)); do one_round; done
+if [ "$iters" -gt 0 ]; then
+	crash_build
+	steps > "$d/steps"
+	t0=$SECONDS
+	"$TABLELOAD" cc-tab "$iters" < "$d/steps" || fail "tableload: a step broke its rule"
+	log "tableload: $((SECONDS - t0)) s"
+fi
 echo 3 > /proc/sys/vm/drop_caches
 sleep 1
 s1=$(slab)
 ntab=${#tables[@]}
-log "$((iters + 1)) rounds of $ntab hostile tables (lengths: $n ${COWCHAIN_REL_TABLE_LENS:-}), ${#lens[@]} lengths and 16 messages:" \
+log "the first round, by dmsetup: $ntab hostile tables (lengths: $n ${COWCHAIN_REL_TABLE_LENS:-}), ${#lens[@]} lengths and 16 messages:" \
 	"$refusals refused, $accepted accepted (valid forms: feature count 0, 0x1 as a count)"
 log "refusal messages seen:"
 for m in "${!msgs[@]}"; do echo "    $m"; done | sort

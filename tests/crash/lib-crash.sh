@@ -184,8 +184,14 @@ powercut_run() {
 	dm_remove cc-rp
 	PC_POINTS=$(wc -l < "$d/stats")
 	PC_LEAKY=$(awk '$3 > 0' "$d/stats" | wc -l)
+	local held
+	case $mode in
+	block) held="every sector as at the last mark or the next" ;;
+	fio) held="every fio job the last mark made durable verifies" ;;
+	*) held="fsck clean, every file synced before the last mark that the next round left alone exact" ;;
+	esac
 	log "held at $PC_POINTS of $npts points: activation, check without corruption" \
-		"($PC_LEAKY points with leaks), data as at the last mark or the next, check after recovery"
+		"($PC_LEAKY points with leaks), $held, check after recovery"
 	if [ "$k" -ne 0 ] || [ "$PC_POINTS" -ne "$npts" ]; then
 		fail "power-cut replay failed (see above)"
 	fi

@@ -126,6 +126,9 @@ steps() {
 one_round	# warm the caches
 echo 3 > /proc/sys/vm/drop_caches
 s0=$(slab)
+# per cache: name and bytes in use (active objects x object size)
+slabinfo() { awk 'NR > 2 {print $1, $2 * $4}' /proc/slabinfo | sort; }
+slabinfo > "$d/slab0"
 if [ "$iters" -gt 0 ]; then
 	crash_build
 	steps > "$d/steps"
@@ -136,12 +139,20 @@ fi
 echo 3 > /proc/sys/vm/drop_caches
 sleep 1
 s1=$(slab)
+slabinfo > "$d/slab1"
 ntab=${#tables[@]}
 log "the first round, by dmsetup: $ntab hostile tables (lengths: $n ${COWCHAIN_REL_TABLE_LENS:-}), ${#lens[@]} lengths and 16 messages:" \
 	"$refusals refused, $accepted accepted (valid forms: feature count 0, 0x1 as a count)"
 log "refusal messages seen:"
 for m in "${!msgs[@]}"; do echo "    $m"; done | sort
-log "SUnreclaim: $s0 kB before, $s1 kB after $iters rounds"
+log "SUnreclaim: $s0 kB before, $s1 kB after $iters rounds; the caches that grew most (bytes):"
+join "$d/slab0" "$d/slab1" | awk '$3 > $2 {print $3 - $2, $1}' | sort -rn | head -n 6 | sed 's/^/    /'
+# vmap_area grows with freed vmalloc ranges not yet purged (lazily); the
+# allocations still live are in /proc/vmallocinfo with their caller: with
+# no cowchain device left, none may come from the target
+v=$(grep -c '\[dm_cowchain\]' /proc/vmallocinfo || true)
+log "vmalloc areas live: $(wc -l < /proc/vmallocinfo), $v of them allocated by dm_cowchain"
+[ "$v" = 0 ] || { grep '\[dm_cowchain\]' /proc/vmallocinfo | head -n 5; fail "vmalloc memory of the target left after every device is gone"; }
 # stable: less than 2 KiB per round and 4 MiB in all (measured only when
 # there are rounds after the first: the stress tier)
 if [ "$iters" -gt 0 ]; then

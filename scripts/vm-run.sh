@@ -28,6 +28,9 @@
 #   COWCHAIN_VM_ACCEL   tcg (default) or kvm (KVM guests hang on some hosts)
 #   COWCHAIN_VM_MEM     guest RAM in MiB (default 3072)
 #   COWCHAIN_VM_CPUS    guest CPUs (default 2)
+#   COWCHAIN_VM_BOOT_TIMEOUT  seconds for the kernel to start the guest's init
+#                       (default 300); a kernel that dies or hangs before it
+#                       is booted once more (no test has run then)
 #   COWCHAIN_VM_APPEND  extra kernel command line
 #   COWCHAIN_VM_WATCHDOG   watchdog_thresh for the guest (default 60 under TCG:
 #                       a soft lockup is then reported after 120 s instead of
@@ -214,11 +217,13 @@ report_bad() {
 }
 
 # boot_once KVER OUT ACCEL CPU [QEMU ARGS...]: one boot of the guest; QEMU's
-# (or timeout's) status.
+# (or timeout's) status, or 200 when the guest's init did not start within
+# COWCHAIN_VM_BOOT_TIMEOUT seconds and QEMU was stopped.
 boot_once() {
-	local kver=$1 out=$2 accel=$3 cpu=$4
+	local kver=$1 out=$2 accel=$3 cpu=$4 pid waited=0 rc=0
 	shift 4
-	timeout -k 10 "$timeout" qemu-system-x86_64 \
+	rm -f "$out/qemu.pid"
+	( timeout -k 10 "$timeout" qemu-system-x86_64 -pidfile "$out/qemu.pid" \
 		-accel "$accel" -cpu "$cpu" -smp "${COWCHAIN_VM_CPUS:-2}" -m "${COWCHAIN_VM_MEM:-3072}" \
 		-kernel "/boot/vmlinuz-$kver" -initrd "$top/build/initramfs/$kver.cpio.gz" \
 		-append "console=ttyS0 quiet loglevel=3 panic=-1 ${COWCHAIN_VM_DEBUGOPTS-slub_debug=FZPU page_poison=1} watchdog_thresh=$watchdog log_buf_len=16M rdinit=/init cowchain_vm.9p_cache=${COWCHAIN_VM_9P_CACHE:-loose} ${COWCHAIN_VM_APPEND:-}" \
@@ -226,8 +231,21 @@ boot_once() {
 		-virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
 		"$@" -nographic -no-reboot -nic none \
 		-monitor none -serial stdio -serial "file:$out/kmsg.log" </dev/null 2>&1 |
-		sed -u 's/\r$//' | tee "$out/console.log"
+		sed -u 's/\r$//' | tee "$out/console.log" ) &
+	pid=$!
+	while [ ! -f "$out/booted" ] && kill -0 "$pid" 2>/dev/null; do
+		if [ "$waited" -ge "${COWCHAIN_VM_BOOT_TIMEOUT:-300}" ]; then
+			kill "$(cat "$out/qemu.pid" 2>/dev/null)" 2>/dev/null || true
+			wait "$pid" || true
+			return 200
+		fi
+		sleep 1
+		waited=$((waited + 1))
+	done
+	wait "$pid" || rc=$?
+	return "$rc"
 }
+
 
 run_one() {
 	local kver=$1; shift
@@ -262,15 +280,21 @@ run_one() {
 	for boot in 1 2; do
 		rc=0
 		boot_once "$kver" "$out" "$accel" "$cpu" "${bios[@]}" || rc=$?
-		# A kernel that died before the guest's init ran (seen once: an
-		# int3 oops in sched_clock_cpu during boot under multi-threaded
-		# TCG, no module loaded) ran no test: boot it once more.
+		# A kernel that died or hung before the guest's init ran ran no
+		# test: boot it once more.  Seen under multi-threaded TCG on a
+		# loaded host, no module loaded: an int3 oops in sched_clock_cpu
+		# and a soft lockup of PID 1, both during the kernel's own init.
 		if [ "$boot" = 2 ] || [ -f "$out/booted" ] || [ -f "$out/exit-status" ] ||
 			[ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 			break
 		fi
-		echo "vm-run: $kver: the kernel died before the guest's init started (no test ran;" \
-			"console: $out/console.boot1.log): booting again" >&2
+		if [ "$rc" = 200 ]; then
+			echo "vm-run: $kver: the guest's init did not start within" \
+				"${COWCHAIN_VM_BOOT_TIMEOUT:-300}s (no test ran; console: $out/console.boot1.log): booting again" >&2
+		else
+			echo "vm-run: $kver: the kernel died before the guest's init started (no test ran;" \
+				"console: $out/console.boot1.log): booting again" >&2
+		fi
 		mv "$out/console.log" "$out/console.boot1.log"
 		mv "$out/kmsg.log" "$out/kmsg.boot1.log"
 	done
@@ -281,6 +305,11 @@ run_one() {
 		echo "vm-run: $kver: TIMEOUT: no result after ${timeout}s, QEMU killed (console: $out/console.log, kernel log: $out/kmsg.log)" >&2
 		report_bad "$kver" "$out/kmsg.log" || true
 		return 124
+	fi
+	if [ "$rc" = 200 ]; then
+		echo "vm-run: $kver: the guest's init did not start within ${COWCHAIN_VM_BOOT_TIMEOUT:-300}s, twice" \
+			"(console: $out/console.log, $out/console.boot1.log)" >&2
+		return 126
 	fi
 	if [ ! -f "$out/exit-status" ]; then
 		echo "vm-run: $kver: the guest stopped without reporting a status (QEMU exit $rc; console: $out/console.log, kernel log: $out/kmsg.log)" >&2

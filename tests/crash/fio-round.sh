@@ -14,8 +14,12 @@
 # writes at any 512-byte offset (so writes span sub-blocks and clusters),
 # 4 in flight, with an fsync every 8 writes (odd rounds) or every write
 # O_DSYNC, i.e. FUA (even rounds), and a last fsync; fio verifies it on the
-# live device before the round's mark.  One job per fio run: fio seeds a
-# job's random numbers from its position in the file too.
+# live device before the round's mark.  Before an even round's job b, job t
+# discards half of that half, at random in 4 and 64 KiB pieces (whole and
+# partial clusters of what the round before made durable), and syncs; job b
+# then writes over it all, so the marks' model is unchanged.  One job per
+# fio run: fio seeds a job's random numbers from its position in the file
+# too.
 
 # fio_region K: the region round K writes
 fio_region() { echo $(( ($1 + 1) / 2 )); }
@@ -26,8 +30,25 @@ fio_job() {
 	nreg=$(( (rounds + 1) / 2 ))
 	slot=$(( mib * 1024 / nreg / 128 * 128 ))	# KiB: two halves of whole clusters
 	off=$(( ($(fio_region "$k") - 1) * slot ))
-	[ "$half" = b ] && off=$((off + slot / 2)) hb=1
+	[ "$half" = a ] || off=$((off + slot / 2)) hb=1
 	if ((k % 2)); then sync="fsync=8"; else sync="sync=dsync"; fi
+	if [ "$half" = t ]; then
+		cat > "$file" <<EOF
+[r${k}t]
+filename=$dev
+direct=1
+ioengine=psync
+randseed=$((seed * 100 + k * 2 + 50))
+offset=${off}k
+size=$((slot / 2))k
+io_size=$((slot / 4))k
+rw=randtrim
+bssplit=4k/50:64k/50
+blockalign=4k
+end_fsync=1
+EOF
+		return
+	fi
 	cat > "$file" <<EOF
 [r$k$half]
 filename=$dev
@@ -49,7 +70,7 @@ EOF
 }
 
 # fio_jobs K: the jobs of round K, in order
-fio_jobs() { if (($1 % 2)); then echo "a b"; else echo "b"; fi; }
+fio_jobs() { if (($1 % 2)); then echo "a b"; else echo "t b"; fi; }
 
 # fio_durable M ROUNDS: "K HALF" per line, every job whose data must read
 # back exactly once mark fM is reached (rounds 1..M done) while round M+1

@@ -129,7 +129,8 @@ powercut_run() {
 	dd if=/dev/zero of=/dev/ram1 bs=4k count=1 conv=fsync status=none
 	dm_create cc-lw "0 $(blockdev --getsz /dev/ram0) log-writes /dev/ram0 /dev/ram1"
 	dm_create cc-pc "0 $sectors cowchain /dev/mapper/cc-lw 1 $base -"
-	log "$mode workload: $rounds rounds over a ${mib} MiB chain of 2 (top under dm-log-writes)"
+	log "$mode workload: $rounds rounds over a ${mib} MiB chain of 2 (top under dm-log-writes), seed $seed" \
+		"(COWCHAIN_SEED=$seed repeats it)"
 	if [ "$mode" = block ]; then
 		"$LOAD" run --dev /dev/mapper/cc-pc --snap "$d/snap" --seed "$seed" --rounds "$rounds" \
 			--ops "$nops" --threads 4 --mark-cmd "dmsetup message cc-lw 0 mark" ||
@@ -145,8 +146,8 @@ powercut_run() {
 			done
 			dmsetup message cc-lw 0 mark "f$k" || fail "mark"
 		done
-		log "$rounds rounds of fio: $(cat "$d"/r*.out | grep -o 'issued rwts: total=[0-9]*,[0-9]*' |
-			awk -F'[=,]' '{r += $2; w += $3} END {print w " writes, " r " verify reads"}')"
+		log "$rounds rounds of fio: $(cat "$d"/r*.out | grep -o 'issued rwts: total=[0-9]*,[0-9]*,[0-9]*' |
+			awk -F'[=,]' '{r += $2; w += $3; t += $4} END {print w " writes, " t " discards, " r " verify reads"}')"
 	else
 		mkdir -p "$d/mnt"
 		mount -t "$mode" /dev/mapper/cc-pc "$d/mnt" || fail "mount $mode"
@@ -169,7 +170,7 @@ powercut_run() {
 	dm_remove cc-lw
 	"$REPLAY" --log /dev/ram1 --list > "$d/entries" || fail "cannot list the log"
 	log "log: $(head -n 1 "$d/entries" | cut -c3-), $(grep -c FLUSH "$d/entries") flush," \
-		"$(grep -c FUA "$d/entries") fua, $(grep -c MARK "$d/entries") mark entries"
+		"$(grep -c FUA "$d/entries") fua, $(grep -c DISCARD "$d/entries") discard, $(grep -c MARK "$d/entries") mark entries"
 	crash_points "$d/entries" "$maxp" "$nrand" "$seed" > "$d/points"
 	npts=$(wc -l < "$d/points")
 	log "replaying to $npts points (0, end, flush/fua/mark points${maxp:+ (at most $maxp)}, $nrand random)"

@@ -55,8 +55,8 @@ fio)
 	n=0
 	while read -r r h; do
 		fio_job "$CP_WORK.fio" "$dev" "$r" "$h" "$CP_ROUNDS" "$CP_MIB" "$CP_SEED"
-		fio "$CP_WORK.fio" --verify_only --output="$CP_WORK.fo" > /dev/null 2>&1 ||
-			{ { echo "round $r job $h does not verify:"; cat "$CP_WORK.fo"; } >> "$CP_WORK.v"; rc=1; }
+		fio "$CP_WORK.fio" --verify_only --output="$CP_WORK.fo" > /dev/null 2> "$CP_WORK.fe" ||
+			{ { echo "round $r job $h does not verify:"; cat "$CP_WORK.fe" "$CP_WORK.fo"; } >> "$CP_WORK.v"; rc=1; }
 		n=$((n + 1))
 	done < <(fio_durable "$k" "$CP_ROUNDS")
 	echo "fio jobs verified: $n" >> "$CP_WORK.v"

@@ -765,6 +765,19 @@ out:
 	return r;
 }
 
+/* __commit, with md->committing set around it (cowchain_md_synced). */
+static int commit_marked(struct cowchain_md *md)
+{
+	int r;
+
+	WRITE_ONCE(md->committing, true);
+	smp_mb();	/* committing before any mark is cleared or entry packed */
+	r = __commit(md);
+	smp_mb();	/* the journal write before committing is cleared */
+	WRITE_ONCE(md->committing, false);
+	return r;
+}
+
 int cowchain_md_commit(struct cowchain_md *md)
 {
 	unsigned int noio;
@@ -772,7 +785,7 @@ int cowchain_md_commit(struct cowchain_md *md)
 
 	mutex_lock(&md->commit_lock);
 	noio = memalloc_noio_save();
-	r = __commit(md);
+	r = commit_marked(md);
 	memalloc_noio_restore(noio);
 	mutex_unlock(&md->commit_lock);
 	return r;
@@ -785,7 +798,7 @@ int cowchain_md_checkpoint(struct cowchain_md *md)
 
 	mutex_lock(&md->commit_lock);
 	noio = memalloc_noio_save();
-	r = __commit(md);
+	r = commit_marked(md);
 	if (!r && md->writable && !md->j_empty)
 		r = __checkpoint(md);
 	memalloc_noio_restore(noio);

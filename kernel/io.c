@@ -255,6 +255,33 @@ static int map_read(struct cowchain_c *cc, struct bio *bio)
 enum { W_REMAPPED, W_COPY_UP, W_NOMEM, W_BUSY, W_DONE };
 
 /*
+ * Whether the top's entry for vc is on disk as it is in memory: packed (a
+ * commit packs an idle entry as it writes it; any change unpacks it first)
+ * by a commit that has ended.  Any context; reads no entry memory.
+ */
+static bool entry_durable(struct cowchain_md *md, u64 vc)
+{
+	bool packed = xa_is_value(xa_load(&md->entries, vc));
+
+	smp_rmb();	/* the entry before committing: pairs with commit_marked() */
+	return packed && !READ_ONCE(md->committing);
+}
+
+/*
+ * A FUA write whose mapping is not on disk (a first write, or an overwrite
+ * of sub-blocks whose entry changed since the last commit) ends only after
+ * a commit: its REQ_PREFLUSH covers the data, so the data goes down without
+ * FUA.  Sent with FUA, it could reach stable media before an earlier write
+ * of the same sectors still in the device's cache (a copy-up of the
+ * sub-block), which dm-log-writes replays after it.
+ */
+static void commit_before_end(struct per_bio *pb, struct bio *bio)
+{
+	pb->commit_before_end = true;
+	bio->bi_opf &= ~REQ_FUA;
+}
+
+/*
  * Map a write.  In map() (worker == false) the bio is first cut to a piece
  * that one decision covers: an overwrite of the sub-blocks the top holds,
  * as far as they go on contiguously on the top device, across clusters
@@ -299,6 +326,8 @@ static int __map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
 		if (len <= span || !worker) {
 			if (len > span)
 				dm_accept_partial_bio(bio, span >> SECTOR_SHIFT);
+			if ((bio->bi_opf & REQ_FUA) && !entry_durable(md, vc))
+				commit_before_end(pb, bio);
 			remap_to(bio, md->layers[0].dev, cowchain_phys_sector(md, phys, in));
 			return W_REMAPPED;
 		}
@@ -341,7 +370,8 @@ static int __map_write(struct cowchain_c *cc, struct bio *bio, bool worker)
 	pb->t = t;
 	pb->vc = vc;
 	pb->mask = (run >= 64 ? ~0ull : ((1ull << run) - 1)) << sb;
-	pb->commit_before_end = !!(bio->bi_opf & REQ_FUA);
+	if (bio->bi_opf & REQ_FUA)
+		commit_before_end(pb, bio);
 	remap_to(bio, md->layers[0].dev, cowchain_phys_sector(md, phys, in));
 	return W_REMAPPED;
 }
@@ -390,7 +420,7 @@ int cowchain_map(struct dm_target *ti, struct bio *bio)
 		if (!cc->read_only && READ_ONCE(cc->mode) >= CM_READ_ONLY)
 			return DM_MAPIO_KILL;
 		/* a flush with nothing to commit goes straight to the top */
-		if (cc->read_only || !cowchain_md_dirty(&cc->md)) {
+		if (cc->read_only || cowchain_md_synced(&cc->md)) {
 			bio_set_dev(bio, cc->md.layers[0].dev->bdev);
 			return DM_MAPIO_REMAPPED;
 		}
@@ -447,14 +477,14 @@ int cowchain_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
 		cowchain_md_io_end(&cc->md, pb->ioc);
 		pb->ioc = -1;
 	}
-	if (!t)
-		return DM_ENDIO_DONE;
-	pb->t = NULL;
-	/* the data is on the device: only now may the bits point at it */
-	if (!*error)
-		set_bits(&cc->md, t, pb->vc, pb->mask);
-	smp_mb__before_atomic();	/* the bits before inflight: pack_entry() */
-	atomic_dec(&t->inflight);
+	if (t) {
+		pb->t = NULL;
+		/* the data is on the device: only now may the bits point at it */
+		if (!*error)
+			set_bits(&cc->md, t, pb->vc, pb->mask);
+		smp_mb__before_atomic();	/* the bits before inflight: pack_entry() */
+		atomic_dec(&t->inflight);
+	}
 	if (pb->commit_before_end && !*error) {
 		pb->commit_before_end = false;
 		defer_bio(cc, bio, &cc->committed);

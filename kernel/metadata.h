@@ -171,6 +171,12 @@ struct cowchain_md {
 	u64 j_head, j_tail, j_seq;
 	bool j_empty;
 	bool gen_bumped;
+	/*
+	 * A commit is under way: the entries it took (their dirty marks
+	 * cleared, some packed) are not on disk until it ends.  Read in map
+	 * (a flush, a FUA overwrite) after the marks and the entry.
+	 */
+	bool committing;
 	u64 commits;
 	void *blockbuf;			/* one 4 KiB scratch block (commit_lock) */
 };
@@ -220,6 +226,18 @@ static inline bool cowchain_md_dirty(struct cowchain_md *md)
 {
 	return xa_marked(&md->entries, COWCHAIN_DIRTY) ||
 	       !xa_empty(&md->dirty_meta) || md->n_pending;
+}
+
+/*
+ * Whether what a flush must make durable is on disk already: nothing
+ * dirty, and no commit under way that took the last changes.  Any context.
+ */
+static inline bool cowchain_md_synced(struct cowchain_md *md)
+{
+	if (cowchain_md_dirty(md))
+		return false;
+	smp_rmb();	/* the marks before committing: pairs with commit_marked() */
+	return !READ_ONCE(md->committing);
 }
 
 /* Mark a vcluster's entry dirty; any context. */

@@ -30,14 +30,17 @@
  *    twice), remap, and set the present bits in end_io once the data is on
  *    the device.  Until then a racing read still goes to the old place, so
  *    it sees the old or the new data, nothing else.
- *  - REQ_PREFLUSH with no dirty metadata: straight to the top device.
+ *  - REQ_PREFLUSH with no dirty metadata and no commit under way: straight
+ *    to the top device.
  *
  * The worker handles the rest: writes that cover part of a sub-block not
  * yet held (copy-up of that one sub-block: read through the chain, merge,
  * write), discard and write-zeroes (zero markers), allocation retries when
  * GFP_NOWAIT failed, and flushes that need a commit, which it batches: all
  * flushes waiting when it runs are served by one commit.  A REQ_FUA write
- * that allocated is completed only after the commit that covers it.
+ * whose mapping is not yet on disk (it allocated, copied up, or overwrites
+ * sub-blocks of an entry changed since the last commit) is completed only
+ * after the commit that covers it, and goes down without FUA.
  *
  * Modes, ordered by degradation: WRITE < OUT_OF_SPACE < READ_ONLY < FAIL.
  * set_mode() never leaves FAIL and raises a table event.

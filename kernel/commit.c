@@ -663,6 +663,7 @@ static int __commit(struct cowchain_md *md)
 		__xa_clear_mark(&md->entries, vc, COWCHAIN_DIRTY);
 		xa_unlock_irq(&md->entries);
 	}
+	cowchain_commit_delay();
 	/* 2. homes */
 	for (i = 0; i < leaves.n; i++) {
 		u64 home;

@@ -13,6 +13,8 @@
 #include <linux/types.h>
 
 bool cowchain_fail_alloc(void);
+/* Testing: the module parameter commit_delay_ms; sleeps.  Commit only. */
+void cowchain_commit_delay(void);
 
 /* p = COWCHAIN_ALLOC(kmalloc(...)): NULL when the switch says fail. */
 #define COWCHAIN_ALLOC(expr)	(cowchain_fail_alloc() ? NULL : (expr))

@@ -112,6 +112,24 @@ static const struct kernel_param_ops fail_alloc_failed_ops = {
 module_param_cb(fail_alloc_failed, &fail_alloc_failed_ops, NULL, 0444);
 MODULE_PARM_DESC(fail_alloc_failed, "testing: allocations failed by fail_alloc_every");
 
+/*
+ * Testing: a commit sleeps this long after it has taken the dirty entries
+ * and before it writes the journal, to hold open the window in which they
+ * are in no dirty mark and not yet on disk (t-rel-fua).
+ */
+static unsigned int commit_delay_ms;
+module_param(commit_delay_ms, uint, 0644);
+MODULE_PARM_DESC(commit_delay_ms,
+		 "testing: a commit sleeps this long before its journal write (0: off)");
+
+void cowchain_commit_delay(void)
+{
+	unsigned int ms = READ_ONCE(commit_delay_ms);
+
+	if (ms)
+		msleep(ms);
+}
+
 bool cowchain_fail_alloc(void)
 {
 	unsigned int n = READ_ONCE(fail_alloc_every);

@@ -10,7 +10,7 @@
 # so the sector read the parent's data.  Then the same with 8 rounds over
 # other sub-blocks, and the whole log replayed must equal the live device
 # (the copy-up, a non-FUA write of the same sectors, must come before the
-# FUA data in the log).
+# FUA data in the log).  Part 2 below: a flush during a commit.
 # shellcheck source=tests/guest/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/guest/cc-lib.sh
@@ -75,4 +75,39 @@ check_at "$(grep -vc '^#' "$d/entries")" "the whole log"
 cmp -s "$d/cut.read" "$d/live.img" ||
 	fail "the whole log replayed differs from the live device: $(cmp "$d/cut.read" "$d/live.img")"
 log "the whole log replayed equals the live device"
+
+# Part 2: a flush that arrives while a commit is under way.  A commit takes
+# the dirty entries (clearing their marks) before it writes the journal;
+# the switch commit_delay_ms holds it there.  Writes A and B (first writes,
+# their leaf already on disk), an fsync that starts the commit, and during
+# it a second fsync and a mark: replayed to the mark, B must read back.
+# Before the fix the second flush saw no dirty mark and went straight down.
+dd if="$d/top.cow" of=/dev/ram0 bs=1M conv=sparse,fsync status=none || fail "copy top"
+dd if=/dev/zero of=/dev/ram1 bs=4k count=1 conv=fsync status=none
+dm_create cc-lw "0 $(blockdev --getsz /dev/ram0) log-writes /dev/ram0 /dev/ram1"
+dm_create cc-fua "0 $sectors cowchain /dev/mapper/cc-lw 1 $base -"
+dd if="$d/b0" of=/dev/mapper/cc-fua bs=512 seek=0 oflag=direct conv=notrunc status=none
+sync /dev/mapper/cc-fua	# the leaf gets its home
+delay=/sys/module/dm_cowchain/parameters/commit_delay_ms
+echo 2000 > "$delay"
+on_exit sh -c "echo 0 > $delay"
+head -c 4096 /dev/zero | tr '\0' '\101' > "$d/A"
+head -c 4096 /dev/zero | tr '\0' '\102' > "$d/B"
+dd if="$d/A" of=/dev/mapper/cc-fua bs=4096 seek=64 oflag=direct conv=notrunc status=none || fail "write A"
+dd if="$d/B" of=/dev/mapper/cc-fua bs=4096 seek=128 oflag=direct conv=notrunc status=none || fail "write B"
+sync /dev/mapper/cc-fua &
+sleep 0.5
+sync /dev/mapper/cc-fua || fail "the second fsync"
+dmsetup message cc-lw 0 mark mB || fail "mark"
+wait
+echo 0 > "$delay"
+dm_remove cc-fua
+dm_remove cc-lw
+"$REPLAY" --log /dev/ram1 --list > "$d/entries" || fail "list the log"
+n=$(awk '$2 ~ /MARK/ && $5 == "mB" {print $1 + 1}' "$d/entries")
+[ -n "$n" ] || fail "mark mB not in the log"
+check_at "$n" "mark mB"
+cmp -s -n 4096 -i $((128 * 4096)):0 "$d/cut.read" "$d/B" ||
+	fail "cut at mark mB (entry $n): B, synced by the second fsync, does not read back"
+log "cut at mark mB (entry $n, the second fsync during a commit held ${delay##*/}=2000): B reads back"
 log "ok"

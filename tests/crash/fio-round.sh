@@ -14,9 +14,11 @@
 # writes at any 512-byte offset (so writes span sub-blocks and clusters),
 # 4 in flight, with an fsync every 8 writes (odd rounds) or every write
 # O_DSYNC, i.e. FUA (even rounds), and a last fsync; fio verifies it on the
-# live device before the round's mark.  Before an even round's job b, job t
-# discards half of that half, at random in 4 and 64 KiB pieces (whole and
-# partial clusters of what the round before made durable), and syncs; job b
+# live device before the round's mark.  Before an even round's job b, step
+# z zeroes a quarter of that half (BLKZEROOUT, i.e. write-zeroes bios) in
+# pieces of 512 bytes to 128 KiB at any 512-byte offset, then job t discards
+# half of it at random in 4 and 64 KiB pieces and syncs (whole and partial
+# sub-blocks and clusters of what the round before made durable); job b
 # then writes over it all, so the marks' model is unchanged.  One job per
 # fio run: fio seeds a job's random numbers from its position in the file
 # too.
@@ -69,8 +71,28 @@ end_fsync=1
 EOF
 }
 
-# fio_jobs K: the jobs of round K, in order
-fio_jobs() { if (($1 % 2)); then echo "a b"; else echo "t b"; fi; }
+# fio_zeroes DEV K ROUNDS SIZE_MIB SEED: step z of even round K (not a fio
+# job: fio has no write-zeroes); prints the pieces and bytes it zeroed
+fio_zeroes() {
+	local dev=$1 k=$2 rounds=$3 mib=$4 seed=$5 nreg slot off o l n=0 b=0
+	nreg=$(( (rounds + 1) / 2 ))
+	slot=$(( mib * 1024 / nreg / 128 * 128 ))
+	off=$(( ( ($(fio_region "$k") - 1) * slot + slot / 2 ) * 1024 ))
+	while read -r o l; do
+		blkdiscard -z -o $((off + o)) -l "$l" "$dev" || return 1
+		n=$((n + 1)) b=$((b + l))
+	done < <(awk -v half=$((slot * 512)) -v seed=$((seed * 100 + k * 2 + 60)) 'BEGIN {
+		srand(seed)
+		for (t = 0; t < half / 4; t += l) {
+			l = 512 * (1 + int(rand() * 256))
+			o = 512 * int(rand() * (half - l) / 512)
+			print o, l
+		}}')
+	echo "$n $b"
+}
+
+# fio_jobs K: the jobs of round K, in order (z: fio_zeroes)
+fio_jobs() { if (($1 % 2)); then echo "a b"; else echo "z t b"; fi; }
 
 # fio_durable M ROUNDS: "K HALF" per line, every job whose data must read
 # back exactly once mark fM is reached (rounds 1..M done) while round M+1

@@ -136,10 +136,17 @@ powercut_run() {
 			--ops "$nops" --threads 4 --mark-cmd "dmsetup message cc-lw 0 mark" ||
 			fail "the workload failed on the live device"
 	elif [ "$mode" = fio ]; then
-		local h
+		local h z
 		dmsetup message cc-lw 0 mark f0 || fail "mark"
+		: > "$d/zeroes"
 		for ((k = 1; k <= rounds; k++)); do
 			for h in $(fio_jobs "$k"); do
+				if [ "$h" = z ]; then
+					z=$(fio_zeroes /dev/mapper/cc-pc "$k" "$rounds" "$mib" "$seed") ||
+						fail "round $k: write-zeroes failed on the live device"
+					echo "$z" >> "$d/zeroes"
+					continue
+				fi
 				fio_job "$d/r$k$h.fio" /dev/mapper/cc-pc "$k" "$h" "$rounds" "$mib" "$seed"
 				fio "$d/r$k$h.fio" --output="$d/r$k$h.out" ||
 					{ cat "$d/r$k$h.out"; fail "round $k job $h: fio failed or did not verify on the live device"; }
@@ -147,7 +154,8 @@ powercut_run() {
 			dmsetup message cc-lw 0 mark "f$k" || fail "mark"
 		done
 		log "$rounds rounds of fio: $(cat "$d"/r*.out | grep -o 'issued rwts: total=[0-9]*,[0-9]*,[0-9]*' |
-			awk -F'[=,]' '{r += $2; w += $3; t += $4} END {print w " writes, " t " discards, " r " verify reads"}')"
+			awk -F'[=,]' '{r += $2; w += $3; t += $4} END {print w " writes, " t " discards, " r " verify reads"}')," \
+			"$(awk '{n += $1; b += $2} END {printf "%d write-zeroes (%d KiB)", n, b / 1024}' "$d/zeroes")"
 	else
 		mkdir -p "$d/mnt"
 		mount -t "$mode" /dev/mapper/cc-pc "$d/mnt" || fail "mount $mode"

@@ -2,9 +2,9 @@
 # Power cuts under fio with verify (quick tier): rounds of fio jobs over a
 # chain of two whose top sits under dm-log-writes -- first writes, copy-up
 # of partial sub-blocks over the parent's data, writes that span clusters,
-# overwrites of durable data, discards of durable data before it is
-# written again, fsync every 8 writes and O_DSYNC (FUA) writes, each round
-# verified by fio on the live device and marked
+# overwrites of durable data, write-zeroes and discards of durable data
+# before it is written again, fsync every 8 writes and O_DSYNC (FUA) writes,
+# each round verified by fio on the live device and marked
 # (tests/crash/fio-round.sh) -- replayed to flush/FUA/mark points and
 # random ones: the image passes cowchain check and activates, every fio
 # job made durable by the last mark and left alone by the next round

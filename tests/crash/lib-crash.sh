@@ -159,7 +159,7 @@ powercut_run() {
 	else
 		mkdir -p "$d/mnt"
 		mount -t "$mode" /dev/mapper/cc-pc "$d/mnt" || fail "mount $mode"
-		on_exit umount -l "$d/mnt"
+		on_exit umount_if_mounted "$d/mnt"
 		sync
 		dmsetup message cc-lw 0 mark f0
 		: > "$d/snap/f0"

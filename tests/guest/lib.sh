@@ -22,6 +22,11 @@ _cleanups=()
 on_exit() {
 	_cleanups=("$(printf '%q ' "$@")" "${_cleanups[@]}")
 }
+# umount_if_mounted DIR: for on_exit after a mount the test may have
+# undone itself
+umount_if_mounted() {
+	! mountpoint -q "$1" || umount -l "$1"
+}
 _run_cleanups() {
 	local rc=$? c
 	set +e

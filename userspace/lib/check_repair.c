@@ -105,15 +105,22 @@ int cc_repair(struct walker *w, const struct leaks *lk)
 	/* c. the superblock. */
 	if (cc_report_has(rep, w->layer, CK_SB_SLOT_INVALID))
 		sb_write = true;
-	if ((w->sb.flags & COWCHAIN_SB_NEEDS_CHECK) &&
-	    !cc_uncorrected_besides(rep, CK_SB_NEEDS_CHECK)) {
+	if (w->sb.flags & COWCHAIN_SB_NEEDS_CHECK) {
 		bool others_fixed_by_sb = true;
 
-		/* Findings the superblock write below fixes count as fixed. */
+		/*
+		 * Nothing else may be left uncorrected, but the findings the
+		 * superblock write below fixes (a journal checkpointed in a.,
+		 * the other slot) count as fixed, and an interrupted merge is
+		 * finished after these repairs (cc_finish_merge).  A device that
+		 * failed a commit has both NEEDS_CHECK and a pending journal: one
+		 * repair must clear both.
+		 */
 		for (i = 0; i < rep->n; i++)
 			if (!rep->f[i].fixed && rep->f[i].code != CK_SB_NEEDS_CHECK &&
 			    rep->f[i].code != CK_SB_SLOT_INVALID &&
-			    rep->f[i].code != CK_JOURNAL_PENDING &&
+			    !(rep->f[i].code == CK_JOURNAL_PENDING && w->replayed &&
+			      rep->f[i].layer == w->layer) &&
 			    rep->f[i].code != CK_SB_MERGING &&
 			    cowchain_problems[rep->f[i].code].severity != COWCHAIN_SEV_INFO)
 				others_fixed_by_sb = false;

@@ -11,7 +11,9 @@
 # $COWCHAIN_OUT/results, each test's output to $COWCHAIN_OUT/logs/NAME.log
 # and "passed N failed N skipped N" to $COWCHAIN_OUT/counts.
 #
-# COWCHAIN_TEST_TIMEOUT: seconds per test (default 600).
+# COWCHAIN_TEST_TIMEOUT: seconds per test (default 600).  A test that needs
+# more declares it in a line "# test-timeout: SECONDS" of its own; the larger
+# of the two applies.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -80,12 +82,15 @@ for t in "${tests[@]}"; do
 	mark=$(dmesg | wc -l)
 	start=$SECONDS
 	rc=0
-	timeout -k 10 "${COWCHAIN_TEST_TIMEOUT:-600}" bash "$t" > "$log" 2>&1 || rc=$?
+	tmo=${COWCHAIN_TEST_TIMEOUT:-600}
+	own=$(sed -n 's/^# test-timeout: \([0-9][0-9]*\)$/\1/p' "$t" | head -n 1)
+	[ -z "$own" ] || [ "$own" -le "$tmo" ] || tmo=$own
+	timeout -k 10 "$tmo" bash "$t" > "$log" 2>&1 || rc=$?
 	secs=$((SECONDS - start))
 	echo "cowchain-test: end $name status $rc" > /dev/kmsg
 	why=
 	if [ "$rc" -eq 124 ]; then
-		why="timed out"
+		why="timed out after ${tmo}s"
 	elif [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
 		why="exit $rc"
 	fi

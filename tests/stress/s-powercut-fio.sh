@@ -1,7 +1,10 @@
 #!/bin/bash
 # Power cuts under fio with verify, long tier: 12 rounds over a 48 MiB
 # chain, replayed to at most 200 flush, FUA and mark points and 48 random
-# ones (see tests/guest/t-rel-powercut-fio.sh for the criteria).
+# ones (see tests/guest/t-rel-powercut-fio.sh for the criteria).  Its late
+# points verify up to 12 fio jobs each: more than run.sh's 5400 s beside
+# other guests.
+# test-timeout: 9000
 # shellcheck source=tests/guest/lib.sh
 . "$(dirname "$0")/../guest/lib.sh"
 # shellcheck source=tests/guest/cc-lib.sh

@@ -27,6 +27,27 @@ vsize() {
 	"$CC" info "$1" | awk '/^virtual size:/ {print $3}'
 }
 
+# mode_of NAME: a cowchain device's mode (rw, ro, fail, out_of_space: the
+# fourth field of its status, docs/dm-cowchain.rst)
+mode_of() { dmsetup status "$1" | awk '{print $4}'; }
+
+# await_failed NAME WHAT: after a failed metadata write, wait up to 5 s for
+# NAME's mode to become ro or fail, log its status as STATUS and fail the
+# test if it does not
+await_failed() {
+	local i
+	for ((i = 0; i < 10; i++)); do
+		case $(mode_of "$1") in ro|fail) break ;; esac
+		sleep 0.5
+	done
+	STATUS=$(dmsetup status "$1")
+	log "$2status after the fault: $STATUS"
+	case $(mode_of "$1") in
+	ro|fail) ;;
+	*) fail "$2mode '$(mode_of "$1")' after a failed metadata write" ;;
+	esac
+}
+
 # chain_table TOP [ANCESTOR...] : table line for files, attaching them.
 # Sets LOOPS to the loop devices (top first).
 chain_table() {

@@ -28,7 +28,6 @@
 require_cmd python3 blkdiscard
 modprobe dm-flakey 2>/dev/null || skip "no dm-flakey"
 d=$TEST_TMP
-mode_of() { dmsetup status "$1" | awk '{print $4}'; }
 flag_of() { dmsetup status "$1" | awk '{print $NF}'; }
 pat() { head -c "$2" /dev/zero | tr '\0' "\\$(printf %03o "$1")"; }
 # layout FILE KEY...: values from `cowchain info --json`
@@ -98,15 +97,8 @@ for case in journal homes superblock; do
 		dmsetup message cc-me 0 checkpoint 2>/dev/null &&
 			fail "$case: a checkpoint that cannot write succeeded"
 	fi
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		case $(mode_of cc-me) in ro|fail) break ;; esac
-		sleep 0.5
-	done
-	st=$(dmsetup status cc-me)
-	log "$case: status after the fault: $st"
-	case $(mode_of cc-me) in ro|fail) ;; *) fail "$case: mode '$(mode_of cc-me)' after a failed metadata write" ;; esac
-	flag=$(flag_of cc-me)
-	[ "$flag" = needs_check ] || fail "$case: the status does not say needs_check: $st"
+	await_failed cc-me "$case: "
+	[ "$(flag_of cc-me)" = needs_check ] || fail "$case: the status does not say needs_check: $STATUS"
 	assert_fails dd if="$d/c" of=/dev/mapper/cc-me bs=64k seek=200 count=1 oflag=direct status=none
 	dd if=/dev/mapper/cc-me of="$d/r" bs=64k skip=16 count=16 iflag=direct status=none ||
 		fail "$case: reads fail after the fault"

@@ -36,7 +36,6 @@ P=/sys/module/dm_cowchain/parameters
 [ -w "$P/fail_alloc_every" ] || fail "dm_cowchain has no fail_alloc_every parameter"
 inject() { echo "$1" > "$P/fail_alloc_every"; }
 injected() { cat "$P/fail_alloc_failed"; }
-mode_of() { dmsetup status "$1" | awk '{print $4}'; }
 # memory counters in kB
 mem_kb() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
 on_exit inject 0

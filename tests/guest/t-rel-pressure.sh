@@ -39,7 +39,6 @@ leave=${COWCHAIN_REL_PRESSURE_LEAVE_MIB:-32}
 mem_kb() { awk -v k="$1:" '$1 == k {print $2}' /proc/meminfo; }
 # the zones' min watermarks, in kB
 wmark_min_kb() { awk '$1 == "min" {s += $2} END {print s * 4}' /proc/zoneinfo; }
-mode_of() { dmsetup status "$1" | awk '{print $4}'; }
 
 # should the OOM killer come, the test and what it starts are not its choice
 echo -1000 > /proc/self/oom_score_adj

@@ -283,14 +283,25 @@ out:
  * Commit and checkpoint
  *--------------------------------------------------------------*/
 
+/*
+ * The superblock goes into the slot the current one is not in (seq + 1).
+ * A write that fails leaves seq as it was: the next one goes into the same
+ * slot again, never over the last good superblock (after a failed write
+ * the other slot may hold anything, and a power cut during a write into
+ * the good slot would leave neither).
+ */
 static int write_sb(struct cowchain_md *md)
 {
 	struct cowchain_layer *l = &md->layers[0];
+	int r;
 
 	l->sb.seq++;
 	cowchain_sb_pack(&l->sb, md->blockbuf);
-	return cowchain_md_block_io(md, l->dev, l->sb.seq & 1, 1, md->blockbuf,
-		     REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA | REQ_SYNC);
+	r = cowchain_md_block_io(md, l->dev, l->sb.seq & 1, 1, md->blockbuf,
+				 REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA | REQ_SYNC);
+	if (r)
+		l->sb.seq--;
+	return r;
 }
 
 void cowchain_md_set_needs_check(struct cowchain_md *md)

@@ -1,21 +1,28 @@
 #!/bin/bash
 # Write errors on the metadata alone (quick tier; issue 7, device faults).
-# t-rel-faults fails every write of the top's device; here dm-flakey's
-# error_writes covers only part of it, found from the layer's own layout
-# (`cowchain info --json`), while the rest keeps working:
+# t-rel-faults fails every write of the top's device; here only part of it
+# fails, found from the layer's own layout (`cowchain info --json`), while
+# the rest keeps working.  dm-error over the part where only writes matter
+# (it fails reads too, and is sent no flush); dm-flakey's error_writes where
+# data must still be read (it fails every flush sent to it too, so there a
+# checkpoint fails at its first write):
 #  1. the journal: a commit's journal write fails (a first write, then an
 #     fsync that must report EIO);
 #  2. every home location (root table, map and leaf blocks, data) but the
 #     superblock slots and the journal: a checkpoint's home writes fail
 #     after its transactions are durable in the journal;
 #  3. the two superblock slots: a checkpoint's last step, the superblock
-#     with the new journal head, fails after the home writes succeeded.
+#     with the new journal head, fails after the home writes succeeded;
+#  4. the one slot the next superblock write goes into: as 3, and the
+#     NEEDS_CHECK write after the failed one must go into that slot again,
+#     never over the last good superblock (a power cut during that write
+#     would leave no valid slot): the good slot must read as before.
 # In each: the device goes ro (or fail) and its status says so; NEEDS_CHECK
 # is in the status and persisted wherever the superblock can still be
-# written (cases 1 and 2; in case 3 it cannot be); reads of data committed
-# before the fault still work.  After the device is fixed: `cowchain check`
-# finds no corruption and reports NEEDS_CHECK exactly when the status did;
-# a persisted NEEDS_CHECK refuses a writable activation until `cowchain
+# written (cases 1 and 2; in cases 3 and 4 it cannot be); reads of data
+# committed before the fault still work.  After the device is fixed:
+# `cowchain check` finds no corruption and NEEDS_CHECK on disk exactly in
+# cases 1 and 2; a persisted NEEDS_CHECK refuses a writable activation until `cowchain
 # check --repair`; then the chain activates rw, everything committed before
 # the fault reads back (case 2: replayed from the journal, as its homes were
 # never written), the failed first write (case 1) reads as before or as
@@ -38,20 +45,31 @@ layout() {
 d = json.load(sys.stdin)
 print(" ".join(str(d[k]) for k in sys.argv[1:]))' "$@"
 }
-# fault_table DEV SECTORS START LEN [START LEN...]: a table over DEV with
-# error_writes on each [START, START+LEN) (sorted, disjoint) and linear
-# elsewhere
+# fault_table DEV SECTORS error|flakey START LEN [START LEN...]: a table
+# over DEV failing each [START, START+LEN) (sorted, disjoint) with dm-error
+# or dm-flakey error_writes, linear elsewhere
 fault_table() {
-	local dev=$1 size=$2 at=0 s l
-	shift 2
+	local dev=$1 size=$2 kind=$3 at=0 s l
+	shift 3
 	while [ $# -ge 2 ]; do
 		s=$1 l=$2
 		shift 2
 		[ "$s" -le "$at" ] || echo "$at $((s - at)) linear $dev $at"
-		echo "$s $l flakey $dev $s 0 1 1 error_writes"
+		if [ "$kind" = error ]; then
+			echo "$s $l error"
+		else
+			echo "$s $l flakey $dev $s 0 1 1 error_writes"
+		fi
 		at=$((s + l))
 	done
 	[ "$at" -ge "$size" ] || echo "$at $((size - at)) linear $dev $at"
+}
+# sb_seq DEV SLOT: the seq in superblock slot SLOT (its header's key,
+# docs/FORMAT.md), read past the page cache
+sb_seq() {
+	dd if="$1" of="$d/sb" bs=4k skip="$2" count=1 iflag=direct status=none ||
+		fail "read superblock slot $2"
+	od -An -tu8 -j 32 -N 8 "$d/sb" | tr -d ' '
 }
 swap_table() {	# swap_table NAME TABLE
 	dmsetup suspend "$1" || fail "suspend $1"
@@ -67,8 +85,8 @@ pat 0x33 262144 > "$d/b"	# the first write the fault fails, over empty space
 pat 0x44 65536 > "$d/c"		# after the repair
 pat 0 262144 > "$d/z"
 
-for case in journal homes superblock; do
-	log "---- $case: error_writes on it, the rest of the top's device working"
+for case in journal homes superblock slot; do
+	log "---- $case: writes to it fail, the rest of the top's device works"
 	top=$d/top-$case.cow
 	"$CC" create "$top" --parent "$d/root.cow" >/dev/null || fail "create top"
 	read -r j0 jn <<< "$(layout "$top" journal_start journal_blocks)"
@@ -76,15 +94,21 @@ for case in journal homes superblock; do
 	tl=$(loop_attach "$top")
 	ts=$(blockdev --getsz "$tl"); n=$(( $(vsize "$top") / 512 ))
 	js=$((j0 * bs)) jl=$((jn * bs))
-	case $case in
-	journal) ranges="$js $jl" ;;
-	homes) ranges="$((2 * bs)) $((js - 2 * bs)) $((js + jl)) $((ts - js - jl))" ;;
-	superblock) ranges="0 $((2 * bs))" ;;
-	esac
 	dm_create cc-me-dev "0 $ts linear $tl 0"
 	dm_create cc-me "0 $n cowchain /dev/mapper/cc-me-dev 1 $rl -"
 	dd if="$d/a" of=/dev/mapper/cc-me bs=64k seek=16 oflag=direct conv=fsync status=none ||
 		fail "$case: write before the fault"
+	# the slot of the current superblock (the higher seq) after that commit
+	cur=0
+	[ "$(sb_seq "$tl" 1)" -le "$(sb_seq "$tl" 0)" ] || cur=1
+	case $case in
+	journal) ranges="error $js $jl" ;;
+	homes) ranges="flakey $((2 * bs)) $((js - 2 * bs)) $((js + jl)) $((ts - js - jl))" ;;
+	superblock) ranges="error 0 $((2 * bs))" ;;
+	slot) ranges="error $(((1 - cur) * bs)) $bs" ;;
+	esac
+	dd if="$tl" of="$d/good" bs=4k skip="$cur" count=1 iflag=direct status=none ||
+		fail "$case: read the current superblock"
 	# shellcheck disable=SC2086 # the ranges are words
 	swap_table cc-me-dev "$(fault_table "$tl" "$ts" $ranges)"
 	if [ "$case" = journal ]; then
@@ -99,6 +123,14 @@ for case in journal homes superblock; do
 	fi
 	await_failed cc-me "$case: "
 	[ "$(flag_of cc-me)" = needs_check ] || fail "$case: the status does not say needs_check: $STATUS"
+	if [ "$case" = slot ]; then
+		# the NEEDS_CHECK write after the failed one must go where it
+		# went, not over the last good superblock
+		dd if="$tl" of="$d/r" bs=4k skip="$cur" count=1 iflag=direct status=none ||
+			fail "$case: read the good slot"
+		cmp -s "$d/good" "$d/r" ||
+			fail "$case: after a failed superblock write the last good slot ($cur) was written"
+	fi
 	assert_fails dd if="$d/c" of=/dev/mapper/cc-me bs=64k seek=200 count=1 oflag=direct status=none
 	dd if=/dev/mapper/cc-me of="$d/r" bs=64k skip=16 count=16 iflag=direct status=none ||
 		fail "$case: reads fail after the fault"
@@ -113,7 +145,7 @@ for case in journal homes superblock; do
 	nc=$(grep -c 'SB_NEEDS_CHECK' "$d/check.out" || true)
 	log "$case: check: $(tail -n 1 "$d/check.out"); NEEDS_CHECK persisted: $nc"
 	case $case in
-	superblock) [ "$nc" = 0 ] || fail "$case: NEEDS_CHECK on disk, but no superblock write could succeed" ;;
+	superblock | slot) [ "$nc" = 0 ] || fail "$case: NEEDS_CHECK on disk, but no superblock write could succeed" ;;
 	*) [ "$nc" != 0 ] || fail "$case: NEEDS_CHECK not persisted though the superblock was writable" ;;
 	esac
 	if [ "$nc" != 0 ]; then

@@ -88,12 +88,23 @@ int cc_sb_write(struct cowchain_layer *l, struct cowchain_error *err)
 	r = fsync_fd(l, err);
 	if (r)
 		return r;
+	/*
+	 * Into the slot the current superblock is not in; a write that fails
+	 * (or whose flush does) leaves seq as it was, so that the next one
+	 * goes into the same slot, never over the last good superblock (as the
+	 * target's write_sb).
+	 */
 	l->sb.seq++;
 	cowchain_sb_pack(&l->sb, &d);
 	r = cc_pwrite(l->fd, &d, sizeof(d), (l->sb.seq & 1) << COWCHAIN_BLOCK_SHIFT);
-	if (r)
+	if (r) {
+		l->sb.seq--;
 		return cc_failf(err, r, l->path, "cannot write the superblock: %s", strerror(-r));
-	return fsync_fd(l, err);
+	}
+	r = fsync_fd(l, err);
+	if (r)
+		l->sb.seq--;
+	return r;
 }
 
 /* ---- replay ---------------------------------------------------------- */

@@ -5,9 +5,12 @@
  * commit/checkpoint through crash images: a copy of the file taken right
  * after each flush must reopen to exactly the data of that flush.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "util.h"
+#include "internal.h"
 #include "journal.h"
 
 #define JBLOCKS 16
@@ -335,6 +338,49 @@ static void test_big_commit_small_journal(void **state)
 	tu_rmdir(dir);
 }
 
+/*
+ * A superblock write that fails must not count (FORMAT.md 4): the next one
+ * goes into the same slot again, never over the last good superblock.  The
+ * failure: the layer's descriptor swapped for a read-only one of the file.
+ */
+static void test_sb_write_failure(void **state)
+{
+	struct cowchain_create_opts o = { .size = 4u << 20 };
+	struct cowchain_error err = { 0 };
+	struct cowchain_layer *l;
+	struct cowchain_sb sb;
+	char *dir = tu_mkdtemp();
+	const char *p = tu_path(dir, "a.cow");
+	u8 good[COWCHAIN_BLOCK_SIZE], now[COWCHAIN_BLOCK_SIZE];
+	u64 seq, slot;
+	int fd;
+
+	(void)state;
+	assert_int_equal(cowchain_create(p, &o, &err), 0);
+	assert_int_equal(cowchain_layer_open(p, COWCHAIN_OPEN_WRITE, &l, &err), 0);
+	assert_int_equal(cc_sb_write(l, &err), 0);	/* both slots hold one */
+	seq = l->sb.seq;
+	slot = seq & 1;
+	tu_read(p, slot * COWCHAIN_BLOCK_SIZE, good, sizeof(good));
+
+	fd = l->fd;
+	l->fd = open(p, O_RDONLY);
+	assert_true(l->fd >= 0);
+	assert_true(cc_sb_write(l, &err) < 0);
+	assert_int_equal(l->sb.seq, seq);
+	close(l->fd);
+	l->fd = fd;
+
+	assert_int_equal(cc_sb_write(l, &err), 0);
+	assert_int_equal(l->sb.seq, seq + 1);
+	tu_read(p, slot * COWCHAIN_BLOCK_SIZE, now, sizeof(now));
+	assert_memory_equal(good, now, sizeof(good));
+	tu_read_sb(p, &sb);
+	assert_int_equal(sb.seq, seq + 1);
+	assert_int_equal(cowchain_layer_close(l, &err), 0);
+	tu_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +392,7 @@ int main(void)
 		cmocka_unit_test(test_place),
 		cmocka_unit_test(test_crash_images),
 		cmocka_unit_test(test_big_commit_small_journal),
+		cmocka_unit_test(test_sb_write_failure),
 	};
 
 	return cmocka_run_group_tests_name("journal", tests, NULL, NULL);

@@ -32,7 +32,7 @@
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/guest/cc-lib.sh
 . "$(dirname "$0")/cc-lib.sh"
-require_cmd python3 blkdiscard
+require_cmd python3
 modprobe dm-flakey 2>/dev/null || skip "no dm-flakey"
 d=$TEST_TMP
 flag_of() { dmsetup status "$1" | awk '{print $NF}'; }

@@ -882,6 +882,16 @@ void cowchain_worker(struct work_struct *ws)
 		bio_set_dev(bio, md->layers[0].dev->bdev);
 		dm_submit_bio_remap(bio, NULL);
 	}
+	/*
+	 * The FUA writes waiting for a commit went down without FUA.  When
+	 * the commit above found nothing to write (an earlier commit already
+	 * holds their entries, e.g. one under way when they were mapped, whose
+	 * preflush came before their data), no REQ_PREFLUSH covers them yet:
+	 * flush before they end.
+	 */
+	if (!r && md->commits == commits &&
+	    (!bio_list_empty(&committed) || !bio_list_empty(&after)))
+		r = blkdev_issue_flush(md->layers[0].dev->bdev);
 	while ((bio = bio_list_pop(&committed)))
 		end_with(bio, r ? BLK_STS_IOERR : BLK_STS_OK);
 	while ((bio = bio_list_pop(&after)))

@@ -77,6 +77,17 @@ cmp -s "$d/cut.read" "$d/live.img" ||
 	fail "the whole log replayed differs from the live device: $(cmp "$d/cut.read" "$d/live.img")"
 log "the whole log replayed equals the live device"
 
+# reads_back_at MARK BLOCK FILE WHAT: the log replayed to MARK (n: its
+# entry) reads FILE's 4 KiB at 4 KiB block BLOCK
+reads_back_at() {
+	"$REPLAY" --log /dev/ram1 --list > "$d/entries" || fail "list the log"
+	n=$(awk -v m="$1" '$2 ~ /MARK/ && $5 == m {print $1 + 1}' "$d/entries")
+	[ -n "$n" ] || fail "mark $1 not in the log"
+	check_at "$n" "mark $1"
+	cmp -s -n 4096 -i $(($2 * 4096)):0 "$d/cut.read" "$3" ||
+		fail "cut at mark $1 (entry $n): $4 does not read back"
+}
+
 # Part 2: a flush that arrives while a commit is under way.  A commit takes
 # the dirty entries (clearing their marks) before it writes the journal;
 # the switch commit_delay_ms holds it there.  Writes A and B (first writes,
@@ -104,12 +115,7 @@ wait
 echo 0 > "$delay"
 dm_remove cc-fua
 dm_remove cc-lw
-"$REPLAY" --log /dev/ram1 --list > "$d/entries" || fail "list the log"
-n=$(awk '$2 ~ /MARK/ && $5 == "mB" {print $1 + 1}' "$d/entries")
-[ -n "$n" ] || fail "mark mB not in the log"
-check_at "$n" "mark mB"
-cmp -s -n 4096 -i $((128 * 4096)):0 "$d/cut.read" "$d/B" ||
-	fail "cut at mark mB (entry $n): B, synced by the second fsync, does not read back"
+reads_back_at mB 128 "$d/B" "B, synced by the second fsync,"
 log "cut at mark mB (entry $n, the second fsync during a commit held ${delay##*/}=2000): B reads back"
 
 # Part 3: a FUA write that waits for a commit, when an earlier commit
@@ -141,11 +147,6 @@ dmsetup message cc-lw 0 mark mF || fail "mark"
 dm_remove cc-fua
 dm_remove cc-dl
 dm_remove cc-lw
-"$REPLAY" --log /dev/ram1 --list > "$d/entries" || fail "list the log"
-n=$(awk '$2 ~ /MARK/ && $5 == "mF" {print $1 + 1}' "$d/entries")
-[ -n "$n" ] || fail "mark mF not in the log"
-check_at "$n" "mark mF"
-cmp -s -n 4096 -i $((192 * 4096)):0 "$d/cut.read" "$d/F" ||
-	fail "cut at mark mF (entry $n): the acknowledged FUA write F does not read back"
+reads_back_at mF 192 "$d/F" "the acknowledged FUA write F"
 log "cut at mark mF (entry $n, F held 2 s under dm-delay, its entry written by a commit before it landed): F reads back"
 log "ok"

@@ -118,35 +118,65 @@ dm_remove cc-lw
 reads_back_at mB 128 "$d/B" "B, synced by the second fsync,"
 log "cut at mark mB (entry $n, the second fsync during a commit held ${delay##*/}=2000): B reads back"
 
-# Part 3: a FUA write that waits for a commit, when an earlier commit
-# already wrote its entry.  dm-delay between the target and the log holds
-# ordinary writes 2 s and lets flushes through at once.  C, a first write,
-# leaves its entry dirty; a FUA overwrite of C's sub-block goes down without
-# FUA to end after a commit; a commit message while its data is held writes
-# the entry, its REQ_PREFLUSH ahead of the held data.  When the data lands
-# the entry is clean, and the write must not end before a flush covers it
-# (RELIABILITY.md open failure 7, found by s-powercut-ext4).  This
-# arrangement did not reproduce that failure: the module before its fix
-# passes it too, so it guards the path rather than proving the fix.
+# Part 3: a FUA write that waits for a commit, when the commit that writes
+# its entry sends its REQ_PREFLUSH before the write's data has landed
+# (RELIABILITY.md open failure 7, found by s-powercut-ext4).  C, a first
+# write, leaves its entry dirty; a commit starts (held by commit_delay_ms
+# after it took C's entry); a FUA overwrite F of C's sub-block goes down
+# without FUA to end after a commit.  dm-delay between the target and the
+# log holds ordinary writes 3 s and lets flushes through, so the commit's
+# flush passes before F's data: when F lands its entry is clean, the next
+# commit writes nothing, and F must not end before a flush covers it.
+# Userspace's O_DSYNC write sends a flush of its own after the FUA write;
+# a second dm-delay above the target holds that flush (60 s at most) until
+# the mark is logged, as a file system's FUA commit record has none after it.
 modprobe dm-delay || skip "no dm-delay module"
 dd if="$d/top.cow" of=/dev/ram0 bs=1M conv=sparse,fsync status=none || fail "copy top"
 dd if=/dev/zero of=/dev/ram1 bs=4k count=1 conv=fsync status=none
 dm_create cc-lw "0 $(blockdev --getsz /dev/ram0) log-writes /dev/ram0 /dev/ram1"
 lw=/dev/mapper/cc-lw
-dm_create cc-dl "0 $(blockdev --getsz /dev/ram0) delay $lw 0 0 $lw 0 2000 $lw 0 0"
+dm_create cc-dl "0 $(blockdev --getsz /dev/ram0) delay $lw 0 0 $lw 0 3000 $lw 0 0"
 dm_create cc-fua "0 $sectors cowchain /dev/mapper/cc-dl 1 $base -"
+dm_create cc-up "0 $sectors delay /dev/mapper/cc-fua 0 0 /dev/mapper/cc-fua 0 0 /dev/mapper/cc-fua 0 60000"
+dd if="$d/b0" of=/dev/mapper/cc-fua bs=512 seek=0 oflag=direct conv=notrunc status=none
+sync /dev/mapper/cc-fua	# the generation bump and the leaf's home: no commit below writes the superblock
 head -c 4096 /dev/zero | tr '\0' '\103' > "$d/C"
 head -c 4096 /dev/zero | tr '\0' '\106' > "$d/F"
 dd if="$d/C" of=/dev/mapper/cc-fua bs=4096 seek=192 oflag=direct conv=notrunc status=none || fail "write C"
-dd if="$d/F" of=/dev/mapper/cc-fua bs=4096 seek=192 oflag=direct,dsync conv=notrunc status=none &
+# F has ended in the target when its device has counted it (field 5 of
+# stat: 6.1 counts a write when it starts, 6.12 when it ends) and has no
+# write in flight, twice 0.1 s apart (F is held at least 3 s below)
+sys=/sys/block/dm-$(dmsetup info -c --noheadings -o minor cc-fua)
+writes() { awk '{print $5}' "$sys/stat"; }
+ended() { [ "$(writes)" -gt "$before" ] && [ "$(awk '{print $2}' "$sys/inflight")" = 0 ]; }
+before=$(writes)
+echo 1000 > "$delay"
+dmsetup message cc-fua 0 commit &	# returns when the commit has ended
+msg=$!
+sleep 0.3
+dd if="$d/F" of=/dev/mapper/cc-up bs=4096 seek=192 oflag=direct,dsync conv=notrunc status=none &
 fua=$!
-sleep 0.5
-dmsetup message cc-fua 0 commit || fail "commit message"
-wait "$fua" || fail "the FUA write F"
+for _ in $(seq 300); do
+	if ended && sleep 0.1 && ended; then break; fi
+	sleep 0.1
+done
+ended || fail "the FUA write F did not end within 30 s"
+wait "$msg" || fail "commit message"
+echo 0 > "$delay"
 dmsetup message cc-lw 0 mark mF || fail "mark"
+# a linear table in place of the delay: the suspend sends the held flush
+dmsetup load cc-up --table "0 $sectors linear /dev/mapper/cc-fua 0" || fail "load cc-up"
+dmsetup resume cc-up || fail "resume cc-up"
+wait "$fua" || fail "the FUA write F"
+dm_remove cc-up
 dm_remove cc-fua
 dm_remove cc-dl
 dm_remove cc-lw
 reads_back_at mF 192 "$d/F" "the acknowledged FUA write F"
-log "cut at mark mF (entry $n, F held 2 s under dm-delay, its entry written by a commit before it landed): F reads back"
+# that the arrangement held: before the mark, after the commit's journal
+# write (the last FLUSH|FUA), a plain WRITE (F's data, sent without FUA)
+awk -v n="$n" '$1 !~ /^#/ && $1 < n - 1 {
+	if ($2 == "FLUSH|FUA") w = 0; else if ($2 == "WRITE") w = 1 } END { exit !w }' "$d/entries" ||
+	fail "F's data is not a plain write after the commit's flush: the test did not set up the case"
+log "cut at mark mF (entry $n; F's data held 3 s under the target, the commit's flush ahead of it, userspace's flush held above): F reads back"
 log "ok"

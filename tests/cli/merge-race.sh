@@ -33,8 +33,9 @@
 # Then the merge finishes (status 0), the chain is the expected one, the
 # library reads the same virtual disk as before (sha256 of `cowchain
 # read`), `check --chain` is clean and no lock is held (flock -n -x on every
-# file).  Last, a shared lock held by another process (what attach holds
-# while it sets up) makes a merge refuse.
+# file).  Last, a merge that starts while an attach sets up (paused by
+# its test hook with the layers locked) is refused and changes nothing; once
+# the attach has gone on or been killed there, the merge runs.
 #
 # tests/guest/t-life-merge-race.sh does the same with a real attach.
 #
@@ -264,15 +265,66 @@ for at in copy relink delete; do
 	done
 done
 
-# what attach holds while it sets up: a shared lock on every file
-cc create a.cow --size 16M > /dev/null && cc write a.cow --offset 0 --pattern 1 --length 1M > /dev/null &&
-	cc create b.cow --parent a.cow > /dev/null && cc write b.cow --offset 0 --pattern 2 --length 64K > /dev/null &&
-	cc create c.cow --parent b.cow > /dev/null
-exec {lk}< b.cow
-flock -s "$lk"
-refused shared-lock "^cowchain: .*b\.cow.*in use" "$COWCHAIN" merge --direction parent b.cow {lk}<&-
-exec {lk}<&-
-if [ -e b.cow ]; then result shared-lock-kept 1; else result shared-lock-kept 0 "b.cow was merged away"; fi
+# a merge that starts while an attach sets up: the attach paused by its
+# test hook (COWCHAIN_TEST_ATTACH_PAUSE, cli/cmd_attach.c) with every layer
+# locked, before any loop device; the merge of b must be refused and change
+# nothing; once the attach has gone on (and, unprivileged, failed at its
+# loop devices) or been killed there, the same merge runs
+attach_race() {	# attach_race HOW (go or kill)
+	local how=$1 apid st before
+	rm -f ./*.cow
+	if ! { cc create a.cow --size 16M && cc write a.cow --offset 0 --pattern 1 --length 1M &&
+		cc create b.cow --parent a.cow && cc write b.cow --offset 0 --pattern 2 --length 64K &&
+		cc create c.cow --parent b.cow; } > /dev/null; then
+		result "attach-$how/setup" 0 "cannot build the chain"
+		return
+	fi
+	chmod 666 ./*.cow
+	mkdir -p -m 777 pauses
+	rm -f pauses/attach
+	COWCHAIN_TEST_ATTACH_PAUSE=$work/pauses/attach "${nobody[@]}" "$COWCHAIN" attach race c.cow \
+		> attach.out 2>&1 &
+	apid=$!
+	for ((i = 0; i < 3000; i++)); do [ -e pauses/attach ] && break; sleep 0.01; done
+	if [ ! -e pauses/attach ]; then
+		result "attach-$how/paused" 0 "the attach did not reach its pause: $(cat attach.out)"
+		wait "$apid"
+		return
+	fi
+	result "attach-$how/paused" 1
+	before=$(sums)
+	refused "attach-$how/merge-refused" "^cowchain: .*b\.cow.*in use" \
+		"$COWCHAIN" merge --direction parent b.cow
+	if [ "$(sums)" = "$before" ]; then
+		result "attach-$how/unchanged" 1
+	else
+		result "attach-$how/unchanged" 0 "a file changed while the merge was refused"
+	fi
+	if [ "$how" = kill ]; then
+		kill -KILL "$apid"
+		wait "$apid" 2>/dev/null
+	else
+		rm -f pauses/attach
+		wait "$apid"; st=$?
+		# unprivileged on the host it cannot set up loop devices: any status
+		# but a crash, and nothing left behind
+		if [ "$st" -ge 128 ]; then
+			result "attach-$how/attach-ended" 0 "attach ended by signal (status $st): $(cat attach.out)"
+		elif [ -n "$(loops_on)" ] || dm_left; then
+			result "attach-$how/attach-ended" 0 "attach left a device behind: $(loops_on)"
+		else
+			result "attach-$how/attach-ended" 1
+		fi
+	fi
+	rm -f pauses/attach
+	if cc merge --direction parent b.cow > merge.out 2>&1 && [ ! -e b.cow ]; then
+		result "attach-$how/merge-after" 1
+	else
+		result "attach-$how/merge-after" 0 "the merge after the attach failed: $(cat merge.out)"
+	fi
+}
+attach_race go
+attach_race kill
 
 echo "merge-race: $pass passed, $fail failed"
 [ "$fail" = 0 ]

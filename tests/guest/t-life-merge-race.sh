@@ -32,6 +32,15 @@
 # file named and nothing left behind, (before the relink) the target
 # refuses the table by hand, and no file changes; let go, the merge ends
 # with status 0, nothing is locked, and top attaches and reads as before.
+# Part 4, the other order: a merge that starts while an attach sets up.  The
+# attach of top is paused by its test hook (COWCHAIN_TEST_ATTACH_PAUSE,
+# userspace/cli/cmd_attach.c) with every layer locked, before its loop
+# devices and (_AT=loops) after them, before the dm device: the merge of
+# mid is refused ("in use"; after the loop devices it may see root
+# attached first) and changes no file; let go, the attach
+# completes and the device reads as before; after detach the merge runs.
+# Killed at its pause after the loop devices, the attach leaves none
+# behind (they are autoclear) and the merge runs.
 # shellcheck source=tests/guest/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/guest/cc-lib.sh
@@ -43,10 +52,13 @@ mkdir -p "$d"
 cd "$d"
 size=$((16 << 20))
 pause=$TEST_TMP/pause
+apause=$TEST_TMP/apause
 mpid=
+apid=
 stop_merge() {
-	rm -f "$pause"
+	rm -f "$pause" "$apause"
 	[ -z "$mpid" ] || wait "$mpid" 2>/dev/null || true
+	[ -z "$apid" ] || wait "$apid" 2>/dev/null || true
 }
 on_exit stop_merge
 cc_detach() { "$CC" detach "$1" 2>/dev/null || dm_remove "$1"; }
@@ -248,5 +260,58 @@ for at in relink delete; do
 	"$CC" check --chain top.cow > "$TEST_TMP/check.out" 2>&1 ||
 		fail "check --chain top.cow (paused at $at): $(cat "$TEST_TMP/check.out")"
 	nothing_left "part 3 ($at), after detach"
+done
+log "part 3 ok in ${SECONDS}s"
+
+# ---- part 4: a merge while an attach sets up
+for at in locked loops kill; do
+	d=$TEST_TMP/img4-$at
+	mkdir -p "$d"
+	cd "$d"
+	three_layers
+	log "attach of top paused $([ $at = locked ] && echo "before its loop devices" || echo "after its loop devices")"
+	COWCHAIN_TEST_ATTACH_PAUSE=$apause COWCHAIN_TEST_ATTACH_PAUSE_AT=${at/kill/loops} \
+		"$CC" attach vm top.cow > "$TEST_TMP/attach.out" 2>&1 &
+	apid=$!
+	for ((i = 0; i < 600; i++)); do
+		[ -e "$apause" ] && break
+		kill -0 "$apid" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ -e "$apause" ] || fail "the attach did not pause ($at): $(cat "$TEST_TMP/attach.out")"
+	before=$(files_sum)
+	rc=0
+	"$CC" merge --direction parent mid.cow > "$TEST_TMP/merge.out" 2>&1 || rc=$?
+	assert_eq 1 "$rc" "the merge while the attach sets up ($at): $(cat "$TEST_TMP/merge.out")"
+	# the locks refuse it; once the loop devices exist the merge may see
+	# them first
+	if [ $at = locked ]; then pat="mid\.cow.*in use"; else pat="(mid\.cow.*in use|root\.cow.*is attached)"; fi
+	grep -Eq "^cowchain: .*$pat" "$TEST_TMP/merge.out" ||
+		fail "the refused merge ($at) does not say why: $(cat "$TEST_TMP/merge.out")"
+	assert_eq "$before" "$(files_sum)" "the files after the refused merge ($at)"
+	log "merge while the attach sets up ($at): refused: $(cat "$TEST_TMP/merge.out")"
+	if [ $at = kill ]; then
+		[ -n "$(loops_on)" ] || fail "no loop device at the attach's pause after them"
+		kill -KILL "$apid"
+		wait "$apid" 2>/dev/null || true
+		apid=
+		rm -f "$apause"
+		for ((i = 0; i < 50; i++)); do [ -z "$(loops_on)" ] && break; sleep 0.1; done
+		nothing_left "the attach killed after its loop devices"
+	else
+		rm -f "$apause"
+		rc=0
+		wait "$apid" || rc=$?
+		apid=
+		assert_eq 0 "$rc" "the attach let go ($at): $(cat "$TEST_TMP/attach.out")"
+		assert_eq "$want" "$(dd if=/dev/mapper/vm bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1)" \
+			"the device attached during the refused merge ($at)"
+		"$CC" detach vm || fail "detach ($at)"
+	fi
+	"$CC" merge --direction parent mid.cow > "$TEST_TMP/merge.out" 2>&1 ||
+		fail "the merge after the attach ($at): $(cat "$TEST_TMP/merge.out")"
+	[ ! -e mid.cow ] || fail "mid.cow is still there after the merge ($at)"
+	attach_reads "after the merge that followed the attach ($at)"
+	nothing_left "part 4 ($at), after detach"
 done
 log "ok in ${SECONDS}s"

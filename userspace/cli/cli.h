@@ -67,5 +67,12 @@ int cli_opt_list(const struct cli_args *a, int idx, struct cli_list *l);
 void cli_list_free(struct cli_list *l);
 /* Human size: "1 GiB", "64 KiB", else bytes. */
 const char *cli_human(u64 bytes, char buf[32]);
+/*
+ * The commands' test hooks (merge, attach; tests only, not a user
+ * interface): create path holding line (through path.tmp and a rename), then
+ * wait until path is removed, at most 600 s.  Does nothing if path cannot
+ * be written.
+ */
+void cli_test_pause(const char *path, const char *line);
 
 #endif /* COWCHAIN_CLI_H */

@@ -1,7 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-only OR MIT
-/* cowchain attach: loop devices for the chain, then the dm device. */
+/*
+ * cowchain attach: loop devices for the chain, then the dm device.
+ *
+ * Test hook (tests only, not a user interface): with
+ * COWCHAIN_TEST_ATTACH_PAUSE=PATH in the environment, attach stops with
+ * every layer locked before it sets up any loop device, creates PATH
+ * holding its PID, and waits until PATH is removed (at most 600 s);
+ * COWCHAIN_TEST_ATTACH_PAUSE_AT=loops stops it instead once the loop
+ * devices are set up, before the dm device.  tests/cli/merge-race.sh and
+ * tests/guest/t-life-merge-race.sh use it to start a merge while an attach
+ * sets up.
+ */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <json.h>
 #include "cli.h"
 #include "lifecycle.h"
@@ -14,6 +27,18 @@ static const struct cli_option options[] = {
 	{ NULL, NULL, NULL },
 };
 
+static const char *pause_path, *pause_at;
+
+static void test_pause(const char *step)
+{
+	char line[32];
+
+	if (!pause_path || strcmp(step, pause_at))
+		return;
+	snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	cli_test_pause(pause_path, line);
+}
+
 static int run(const struct cli_command *cmd, struct cli_args *a)
 {
 	struct cowchain_error err = { 0 };
@@ -24,6 +49,13 @@ static int run(const struct cli_command *cmd, struct cli_args *a)
 
 	if (!name[0] || strchr(name, '/') || strlen(name) >= 128)
 		return cli_usage(cmd, "invalid device name '%s'", name);
+	pause_path = getenv("COWCHAIN_TEST_ATTACH_PAUSE");
+	if (pause_path && *pause_path) {
+		pause_at = getenv("COWCHAIN_TEST_ATTACH_PAUSE_AT");
+		if (!pause_at || !*pause_at)
+			pause_at = "locked";
+		cowchain_attach_step_hook = test_pause;
+	}
 	r = cowchain_attach(name, top, a->set[O_RO], &s, &err);
 	if (r) {
 		if (!strncmp(err.msg, "cannot ", 7))

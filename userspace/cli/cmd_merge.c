@@ -59,20 +59,11 @@ static double since(const struct timespec *t0)
 /* The test hook (see the top of the file): announce, then wait. */
 static void test_pause(struct prog *g, const struct cowchain_progress *p)
 {
-	char tmp[4200];
-	FILE *f;
-	int i;
+	char line[80];
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", g->pause);
-	f = fopen(tmp, "we");
-	if (!f)
-		return;
-	fprintf(f, "%ld %llu %llu\n", (long)getpid(), (unsigned long long)p->done,
-		(unsigned long long)p->total);
-	if (fclose(f) || rename(tmp, g->pause))
-		return;
-	for (i = 0; i < 60000 && !access(g->pause, F_OK); i++)
-		usleep(10000);
+	snprintf(line, sizeof(line), "%ld %llu %llu\n", (long)getpid(),
+		 (unsigned long long)p->done, (unsigned long long)p->total);
+	cli_test_pause(g->pause, line);
 	g->pause = NULL;
 }
 

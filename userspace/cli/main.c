@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
 
 extern const struct cli_command cmd_check, cmd_dump, cmd_restore_dump;
@@ -149,6 +150,23 @@ const char *cli_human(u64 b, char buf[32])
 	}
 	snprintf(buf, 32, "%" PRIu64 " %s", b, unit[u]);
 	return buf;
+}
+
+void cli_test_pause(const char *path, const char *line)
+{
+	char tmp[4200];
+	FILE *f;
+	int i;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return;
+	fputs(line, f);
+	if (fclose(f) || rename(tmp, path))
+		return;
+	for (i = 0; i < 60000 && !access(path, F_OK); i++)
+		usleep(10000);
 }
 
 static void print_command_help(const struct cli_command *cmd)

@@ -265,6 +265,8 @@ static int lock_chain(const char *top, struct cowchain_devset *s, int **fdsp,
 	return r;
 }
 
+void (*cowchain_attach_step_hook)(const char *step);
+
 int cowchain_attach(const char *name, const char *top, bool read_only,
 		    struct cowchain_devset *s, struct cowchain_error *err)
 {
@@ -330,6 +332,8 @@ int cowchain_attach(const char *name, const char *top, bool read_only,
 	s->top_flags = flags;
 	s->top_reset = (flags & COWCHAIN_SB_AUTORESET) && !(flags & COWCHAIN_SB_SEALED);
 	s->read_only = read_only;
+	if (cowchain_attach_step_hook)
+		cowchain_attach_step_hook("locked");
 	for (i = 0; i < s->n; i++) {
 		bool ro = i > 0 || read_only;
 
@@ -337,6 +341,8 @@ int cowchain_attach(const char *name, const char *top, bool read_only,
 		if (r)
 			goto fail;
 	}
+	if (cowchain_attach_step_hook)
+		cowchain_attach_step_hook("loops");
 	r = build_params(s, err);
 	if (!r)
 		r = cowchain_dm_create(name, s->sectors, s->params, read_only, err);

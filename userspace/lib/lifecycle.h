@@ -163,6 +163,14 @@ int cowchain_table_find(const char *top, const struct cowchain_table_opts *o,
  */
 int cowchain_attach(const char *name, const char *top, bool read_only,
 		    struct cowchain_devset *s, struct cowchain_error *err);
+/*
+ * Testing only (NULL, the default, in every real use): cowchain_attach
+ * calls it with every layer of the chain locked, at step "locked" (before
+ * any loop device is set up) and "loops" (the loop devices set up, before
+ * the dm device), so that a test can start other commands there.  The
+ * tool sets it from COWCHAIN_TEST_ATTACH_PAUSE (cli/cmd_attach.c).
+ */
+extern void (*cowchain_attach_step_hook)(const char *step);
 
 /* A live cowchain device: its table, taken apart. */
 struct cowchain_live {

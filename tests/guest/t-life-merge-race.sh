@@ -93,17 +93,22 @@ three_layers() {
 	"$CC" write top.cow --offset 2M --pattern 0x31 --length 512K >/dev/null || fail "write top"
 	want=$(lib_sum top.cow)
 }
+# await_pause FILE PID WHAT OUT: the tool PID reached its test hook (FILE
+# exists) within 30 s, or fail with its output
+await_pause() {
+	for ((i = 0; i < 600; i++)); do
+		[ -e "$1" ] && return
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ -e "$1" ] || fail "$3 did not pause: $(cat "$4")"
+}
 # pause_merge AT: merge mid into root, stopped at AT (copy, relink, delete)
 pause_merge() {
 	COWCHAIN_TEST_MERGE_PAUSE=$pause COWCHAIN_TEST_MERGE_PAUSE_AT=$1 \
 		"$CC" merge --direction parent --batch 256K mid.cow > "$TEST_TMP/merge.out" 2>&1 &
 	mpid=$!
-	for ((i = 0; i < 600; i++)); do
-		[ -e "$pause" ] && break
-		kill -0 "$mpid" 2>/dev/null || break
-		sleep 0.05
-	done
-	[ -e "$pause" ] || fail "the merge did not pause at $1: $(cat "$TEST_TMP/merge.out")"
+	await_pause "$pause" "$mpid" "the merge (at $1)" "$TEST_TMP/merge.out"
 }
 # kill_merge: SIGKILL, as a crash would stop it
 kill_merge() {
@@ -273,12 +278,7 @@ for at in locked loops kill; do
 	COWCHAIN_TEST_ATTACH_PAUSE=$apause COWCHAIN_TEST_ATTACH_PAUSE_AT=${at/kill/loops} \
 		"$CC" attach vm top.cow > "$TEST_TMP/attach.out" 2>&1 &
 	apid=$!
-	for ((i = 0; i < 600; i++)); do
-		[ -e "$apause" ] && break
-		kill -0 "$apid" 2>/dev/null || break
-		sleep 0.05
-	done
-	[ -e "$apause" ] || fail "the attach did not pause ($at): $(cat "$TEST_TMP/attach.out")"
+	await_pause "$apause" "$apid" "the attach ($at)" "$TEST_TMP/attach.out"
 	before=$(files_sum)
 	rc=0
 	"$CC" merge --direction parent mid.cow > "$TEST_TMP/merge.out" 2>&1 || rc=$?

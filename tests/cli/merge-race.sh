@@ -295,6 +295,9 @@ attach_race() {	# attach_race HOW (go or kill)
 	before=$(sums)
 	refused "attach-$how/merge-refused" "^cowchain: .*b\.cow.*in use" \
 		"$COWCHAIN" merge --direction parent b.cow
+	# a second attach of the same top is refused by the first's lock
+	refused "attach-$how/second-attach" "^cowchain: cannot attach 'c\.cow': .*c\.cow.* is locked by another" \
+		"${nobody[@]}" "$COWCHAIN" attach race2 c.cow
 	if [ "$(sums)" = "$before" ]; then
 		result "attach-$how/unchanged" 1
 	else

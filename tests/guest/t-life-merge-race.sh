@@ -290,6 +290,14 @@ for at in locked loops kill; do
 		fail "the refused merge ($at) does not say why: $(cat "$TEST_TMP/merge.out")"
 	assert_eq "$before" "$(files_sum)" "the files after the refused merge ($at)"
 	log "merge while the attach sets up ($at): refused: $(cat "$TEST_TMP/merge.out")"
+	if [ $at = locked ]; then
+		# a second attach of the same top: refused by the first's lock, not
+		# left to fail at the target once both have set up
+		refused "a second attach of top while the first sets up" \
+			"^cowchain: cannot attach 'top\.cow': .*top\.cow.* is locked by another cowchain process" \
+			"$CC" attach vm2 top.cow
+		! dm_exists vm2 || fail "the refused second attach left the device vm2"
+	fi
 	if [ $at = kill ]; then
 		[ -n "$(loops_on)" ] || fail "no loop device at the attach's pause after them"
 		kill -KILL "$apid"

@@ -193,21 +193,25 @@ fail:
  * flock on every layer before it sets up any loop or dm device, refuses a
  * layer marked MERGING once it holds them, and keeps them until the device
  * holds the layers.  So either the attach is refused, leaving nothing behind,
- * or the offline work sees the attached files and refuses.  fds[i] is -1 or
- * the locked descriptor of s->files[i].
+ * or the offline work sees the attached files and refuses.  The top of a
+ * read-write attach is locked exclusively: a second attach of it that starts
+ * while the first sets up (before either has a loop device the other could
+ * see) is refused here, not by the target's claim on the top at the end.
+ * fds[i] is -1 or the locked descriptor of s->files[i].
  */
-static int lock_layer(const char *top, const char *f, int *fd, struct cowchain_error *err)
+static int lock_layer(const char *top, const char *f, bool excl, int *fd,
+		      struct cowchain_error *err)
 {
 	*fd = open(f, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0)
 		return cc_fail(err, -errno, "cannot attach '%s': cannot open '%s': %s", top, f,
 			       strerror(errno));
-	if (!flock(*fd, LOCK_SH | LOCK_NB))
+	if (!flock(*fd, (excl ? LOCK_EX : LOCK_SH) | LOCK_NB))
 		return 0;
 	if (errno == EWOULDBLOCK)
 		return cc_fail(err, -EBUSY,
 			       "cannot attach '%s': '%s' is locked by another cowchain process "
-			       "(a merge, a repair or a write is running on it)", top, f);
+			       "(a merge, a repair, a write or an attach is running on it)", top, f);
 	return cc_fail(err, -errno, "cannot attach '%s': cannot lock '%s': %s", top, f,
 		       strerror(errno));
 }
@@ -223,11 +227,11 @@ static void unlock_chain(int *fds, u32 n)
 }
 
 /*
- * Resolve the chain, lock its layers, resolve it again under the locks
- * (refusing MERGING layers) and check it is still made of the same files: a
- * merge that ended between the two changed it.
+ * Resolve the chain, lock its layers (the top exclusively unless read_only),
+ * resolve it again under the locks (refusing MERGING layers) and check it is
+ * still made of the same files: a merge that ended between the two changed it.
  */
-static int lock_chain(const char *top, struct cowchain_devset *s, int **fdsp,
+static int lock_chain(const char *top, bool read_only, struct cowchain_devset *s, int **fdsp,
 		      struct cowchain_error *err)
 {
 	struct cowchain_devset first = { 0 };
@@ -247,7 +251,7 @@ static int lock_chain(const char *top, struct cowchain_devset *s, int **fdsp,
 	for (i = 0; i < first.nlayers; i++)
 		fds[i] = -1;
 	for (i = 0; !r && i < first.nlayers; i++)
-		r = lock_layer(top, first.files[i], &fds[i], err);
+		r = lock_layer(top, first.files[i], i == 0 && !read_only, &fds[i], err);
 	if (!r)
 		r = resolve_chain(top, s, true, err);
 	for (i = 0; !r && i < first.nlayers; i++)
@@ -316,7 +320,7 @@ int cowchain_attach(const char *name, const char *top, bool read_only,
 				       top, u.loops, u.ndms ? " used by device " : "",
 				       u.ndms ? u.dms : "");
 	}
-	r = lock_chain(top, s, &fds, err);
+	r = lock_chain(top, read_only, s, &fds, err);
 	if (r)
 		return r;
 	if ((flags & COWCHAIN_SB_AUTORESET) && !(flags & COWCHAIN_SB_SEALED)) {
@@ -325,7 +329,7 @@ int cowchain_attach(const char *name, const char *top, bool read_only,
 		fds[0] = -1;
 		r = cowchain_layer_reset(top, err);
 		if (!r)
-			r = lock_layer(top, s->files[0], &fds[0], err);
+			r = lock_layer(top, s->files[0], !read_only, &fds[0], err);
 		if (r)
 			goto fail;
 	}
